@@ -1,0 +1,3 @@
+"""Fovea: a batched ONNX Runtime inference server for vision models."""
+
+__version__ = "0.1.0"

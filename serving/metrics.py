@@ -1,0 +1,165 @@
+"""Prometheus metrics (``/metrics``) and Triton-style per-version statistics (``.../stats``).
+
+Both are fed from the same two places: the batcher's per-batch observer and the HTTP layer's
+per-request hook. The registry belongs to one app, so several apps (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.035,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "fovea_requests",
+            "HTTP requests by endpoint, model and status",
+            ["endpoint", "model", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "fovea_request_duration_seconds",
+            "end-to-end request latency",
+            ["endpoint", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "fovea_queue_duration_seconds",
+            "time a row waited in the batch queue",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "fovea_inference_duration_seconds",
+            "ONNX Runtime time per batch",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "fovea_batch_size",
+            "rows per ONNX Runtime call",
+            ["model", "version"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "fovea_queue_depth", "rows waiting in the batch queue", ["model", "version"], registry=r
+        )
+        self.failures = Counter(
+            "fovea_failures",
+            "failed batches and rejected rows",
+            ["model", "version", "reason"],
+            registry=r,
+        )
+
+
+@dataclass
+class _Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, seconds: float, count: int = 1) -> None:
+        self.count += count
+        self.ns += int(seconds * 1e9)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass
+class VersionStats:
+    """The fields of Triton's statistics extension that we can measure honestly."""
+
+    inference_count: int = 0
+    execution_count: int = 0
+    last_inference_ms: int = 0
+    success: _Duration = field(default_factory=_Duration)
+    fail: _Duration = field(default_factory=_Duration)
+    queue: _Duration = field(default_factory=_Duration)
+    compute_infer: _Duration = field(default_factory=_Duration)
+    batches: dict[int, _Duration] = field(default_factory=dict)
+
+    def as_dict(self, name: str, version: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "version": version,
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {
+                "success": self.success.as_dict(),
+                "fail": self.fail.as_dict(),
+                "queue": self.queue.as_dict(),
+                "compute_infer": self.compute_infer.as_dict(),
+            },
+            "batch_stats": [
+                {"batch_size": size, "compute_infer": d.as_dict()}
+                for size, d in sorted(self.batches.items())
+            ],
+        }
+
+
+class BatchRecorder:
+    """The batcher's observer for one model version: updates stats and Prometheus together."""
+
+    def __init__(self, metrics: Metrics, model: str, version: str) -> None:
+        self.stats = VersionStats()
+        self._queue = metrics.queue_seconds.labels(model, version)
+        self._infer = metrics.inference_seconds.labels(model, version)
+        self._size = metrics.batch_size.labels(model, version)
+        self._failed = metrics.failures.labels(model, version, "batch_failed")
+
+    def __call__(
+        self,
+        *,
+        size: int,
+        queue_seconds: list[float] | tuple[float, ...],
+        compute_seconds: float,
+        ok: bool,
+    ) -> None:
+        s = self.stats
+        waited = sum(queue_seconds)
+        if ok:
+            s.inference_count += size
+            s.execution_count += 1
+            s.last_inference_ms = int(time.time() * 1000)
+            s.success.add(waited + compute_seconds * size, size)
+            s.queue.add(waited, size)
+            s.compute_infer.add(compute_seconds * size, size)
+            s.batches.setdefault(size, _Duration()).add(compute_seconds)
+            for q in queue_seconds:
+                self._queue.observe(q)
+            self._infer.observe(compute_seconds)
+            self._size.observe(size)
+        else:
+            s.fail.add(waited + compute_seconds * size, size)
+            self._failed.inc()
