@@ -1,0 +1,40 @@
+"""Shared fixtures: the real model store, sample photos, and a live server over it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.server import LiveServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_STORE = ROOT / "model_store"
+
+
+def jpeg_bytes(pixels: np.ndarray, quality: int = 95, **save: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, **save)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    """scikit-image's sample photos as JPEG uploads, as an app would send them."""
+    import skimage.data
+
+    return {
+        name: jpeg_bytes(getattr(skimage.data, name)())
+        for name in ("chelsea", "coffee", "astronaut")
+    }
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LiveServer]:
+    """The shipped model store served for real; shared by tests that only read from it."""
+    with LiveServer(MODEL_STORE, load_models=["mobilenet_v2"]) as srv:
+        yield srv
