@@ -56,6 +56,8 @@ def decode_image(
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PayloadTooLarge(str(exc), code="image_too_large") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
     if img.format not in SUPPORTED_FORMATS:
         raise UnsupportedMedia(f"image format {img.format} is not supported")
     width, height = img.size

@@ -1,0 +1,119 @@
+"""The model repository through the live server: broken models, load/unload, new versions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import MODEL_STORE
+from tests.models import write_model_folder
+from tests.server import LiveServer
+
+
+def infer(
+    srv: LiveServer, model: str, values: list[float], version: str | None = None
+) -> httpx.Response:
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    body = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, len(values)], "data": values}]
+    }
+    return httpx.post(srv.url + path, json=body, timeout=10)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    write_model_folder(tmp_path, "good", factor=2.0)
+    bad_config = write_model_folder(tmp_path, "bad_config")
+    (bad_config / "config.yaml").write_text("name: bad_config\ntask: tensor\n")
+    missing = write_model_folder(tmp_path, "missing_onnx")
+    (missing / "1" / "model.onnx").unlink()
+    corrupt = write_model_folder(tmp_path, "corrupt_onnx")
+    (corrupt / "1" / "model.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    write_model_folder(
+        tmp_path, "wrong_io", inputs=[{"name": "pixels", "datatype": "FP32", "shape": [-1, 4]}]
+    )
+    return tmp_path
+
+
+def test_broken_models_are_reported_and_good_ones_serve(store: Path) -> None:
+    with LiveServer(store) as srv:
+        models = {m["name"]: m for m in httpx.get(srv.url + "/v1/models").json()["models"]}
+        assert models["good"]["state"] == "ready"
+        reasons = {name: models[name]["reason"] for name in models if name != "good"}
+        assert all(models[n]["state"] == "failed" for n in reasons)
+        assert "inputs: Field required" in reasons["bad_config"]
+        assert "does not exist" in reasons["missing_onnx"]
+        assert "onnxruntime cannot load it" in reasons["corrupt_onnx"]
+        assert "inputs differ from the config" in reasons["wrong_io"]
+        r = infer(srv, "good", [1, 2, 3, 4])
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [2, 4, 6, 8]
+        failed = infer(srv, "corrupt_onnx", [1, 2, 3, 4])
+        assert failed.status_code == 503 and "failed" in failed.json()["error"]
+        assert httpx.get(srv.url + "/readyz").status_code == 200
+
+
+def test_new_version_load_and_unload_at_run_time(store: Path) -> None:
+    with LiveServer(store, load_models=["good"]) as srv:
+        assert infer(srv, "good", [1, 1, 1, 1]).json()["outputs"][0]["data"] == [2, 2, 2, 2]
+        write_model_folder(store, "good", factor=2.0, versions=(1, 2))  # version 2 multiplies by 4
+        r = httpx.post(srv.url + "/v2/repository/models/good/load")
+        assert r.status_code == 200 and sorted(r.json()["versions"]) == ["1", "2"]
+        assert infer(srv, "good", [1, 1, 1, 1]).json()["outputs"][0]["data"] == [4, 4, 4, 4]
+        assert infer(srv, "good", [1, 1, 1, 1], "1").json()["outputs"][0]["data"] == [2, 2, 2, 2]
+        assert (
+            httpx.post(srv.url + "/v2/repository/models/good/unload").json()["state"] == "unloaded"
+        )
+        assert infer(srv, "good", [1, 1, 1, 1]).status_code == 503
+        assert httpx.post(srv.url + "/v2/repository/models/good/load").status_code == 200
+        assert infer(srv, "good", [1, 1, 1, 1]).status_code == 200
+        index = httpx.post(srv.url + "/v2/repository/index").json()
+        assert {"name": "good", "state": "READY"} in index
+        assert httpx.post(srv.url + "/v2/repository/models/nope/load").status_code == 404
+
+
+def test_admin_token_guards_load_and_unload(store: Path) -> None:
+    with LiveServer(store, load_models=["good"], admin_token="s3cret") as srv:
+        denied = httpx.post(srv.url + "/v2/repository/models/good/unload")
+        assert denied.status_code == 401 and denied.json()["code"] == "unauthorized"
+        ok = httpx.post(
+            srv.url + "/v2/repository/models/good/unload",
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        assert ok.status_code == 200
+
+
+def test_overloaded_model_answers_503_with_retry_after(tmp_path: Path) -> None:
+    write_model_folder(tmp_path, "tiny_queue", batching={"max_batch_size": 1, "max_queue_size": 2})
+    with LiveServer(tmp_path) as srv:
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": [0] * 12}]}
+        r = httpx.post(srv.url + "/v2/models/tiny_queue/infer", json=body)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["code"] == "overloaded"
+        assert infer(srv, "tiny_queue", [1, 2, 3, 4]).status_code == 200
+
+
+def test_classifier_with_labels_mismatch_fails_cleanly(tmp_path: Path) -> None:
+    shutil.copytree(MODEL_STORE / "mobilenet_v2", tmp_path / "mobilenet_v2")
+    (tmp_path / "mobilenet_v2" / "labels.txt").write_text("just\nthree\nlabels\n")
+    with LiveServer(tmp_path) as srv:
+        entry = httpx.get(srv.url + "/v1/models/mobilenet_v2").json()
+        assert entry["state"] == "failed" and "3 labels for 1000 classes" in entry["reason"]
+        r = httpx.post(
+            srv.url + "/v1/classify", content=b"x", headers={"content-type": "image/jpeg"}
+        )
+        assert r.status_code == 503 and r.json()["code"] == "model_unavailable"
+
+
+def test_default_version_from_config(tmp_path: Path) -> None:
+    folder = write_model_folder(tmp_path, "m", versions=(1, 2))
+    doc = yaml.safe_load((folder / "config.yaml").read_text())
+    doc["default_version"] = 1
+    (folder / "config.yaml").write_text(yaml.safe_dump(doc))
+    with LiveServer(tmp_path) as srv:
+        out = infer(srv, "m", [1, 0, 0, 0]).json()["outputs"][0]
+        assert np.allclose(out["data"], [2, 0, 0, 0])
