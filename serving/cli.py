@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return _delegate("export.cli", argv[1:])
     if argv and argv[0] == "loadtest":
         return _delegate("loadtest.cli", argv[1:])
-    parser = argparse.ArgumentParser(prog="fovea", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fovea", description="Fovea: batched ONNX Runtime inference for vision models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("export", help="train/export models into the model store (needs torch)")
     sub.add_parser("loadtest", help="load-test a running server")

@@ -169,3 +169,9 @@ def test_models_listing_and_health(server: LiveServer) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(server.url + "/readyz").status_code == 200
     assert "/v1/classify" in httpx.get(server.url + "/openapi.json").json()["paths"]
+
+
+def test_deadline_exceeded_is_504(server: LiveServer, photos: dict[str, bytes]) -> None:
+    r = classify(server, photos["coffee"], timeout_ms=0.001)
+    assert r.status_code == 504 and r.json()["code"] == "deadline_exceeded"
+    assert classify(server, photos["coffee"]).status_code == 200
