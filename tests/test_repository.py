@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -90,11 +93,26 @@ def test_admin_token_guards_load_and_unload(store: Path) -> None:
 def test_overloaded_model_answers_503_with_retry_after(tmp_path: Path) -> None:
     write_model_folder(tmp_path, "tiny_queue", batching={"max_batch_size": 1, "max_queue_size": 2})
     with LiveServer(tmp_path) as srv:
+        url = srv.url + "/v2/models/tiny_queue/infer"
         body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": [0] * 12}]}
-        r = httpx.post(srv.url + "/v2/models/tiny_queue/infer", json=body)
-        assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert r.json()["code"] == "overloaded"
-        assert infer(srv, "tiny_queue", [1, 2, 3, 4]).status_code == 200
+        r = httpx.post(url, json=body)
+        assert r.status_code == 400 and r.json()["code"] == "batch_too_large"
+        # Hold the runner so the queue fills deterministically.
+        version = srv.app.state.repository.get("tiny_queue")
+        gate, real_run = threading.Event(), version.batcher._run
+        version.batcher._run = lambda rows: (gate.wait(10), real_run(rows))[1]
+        one = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]}
+        with ThreadPoolExecutor(3) as pool:
+            held = [pool.submit(httpx.post, url, json=one, timeout=20) for _ in range(3)]
+            deadline = time.monotonic() + 10
+            while version.batcher.queue_depth < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            rejected = httpx.post(url, json=one, timeout=5)
+            gate.set()
+            assert [f.result().status_code for f in held] == [200, 200, 200]
+        assert rejected.status_code == 503 and rejected.headers["retry-after"] == "1"
+        assert rejected.json()["code"] == "overloaded" and "queue full" in rejected.json()["error"]
+        assert infer(srv, "tiny_queue", [1, 2, 3, 4]).json()["outputs"][0]["data"] == [2, 4, 6, 8]
 
 
 def test_classifier_with_labels_mismatch_fails_cleanly(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from serving import __version__
 from serving.api.inputs import read_body
 from serving.api.responses import ORJSONResponse
 from serving.api.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
-from serving.errors import ModelUnavailable
+from serving.errors import BadRequest, ModelUnavailable
 from serving.repository import ModelRepository, ModelVersion, State
 from serving.tasks.base import Deadline
 
@@ -152,6 +152,12 @@ async def _run(
 ) -> dict[str, np.ndarray]:
     """Split the request's batch into rows so they can share batches with other requests."""
     n = next(iter(inputs.values())).shape[0]
+    if n > model.config.batching.max_queue_size:
+        raise BadRequest(
+            f"batch of {n} rows exceeds what {model.name} can ever queue "
+            f"({model.config.batching.max_queue_size}); split the request",
+            code="batch_too_large",
+        )
     rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
     results = await model.infer(rows, timeout_s=deadline.remaining_s())
     return {k: np.stack([r[k] for r in results]) for k in results[0]}
