@@ -1,3 +1,5 @@
+"""``python -m export ...`` is ``fovea export ...``."""
+
 import sys
 
 from export.cli import main

