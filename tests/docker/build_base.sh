@@ -27,9 +27,12 @@ if [[ ! -s "$tarball" ]]; then
         bookworm "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
         || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
     # Slim the rootfs the way the official slim images do: no apt lists, caches or docs.
+    # Message catalogues (33 MB) go too; C.UTF-8 lives in /usr/lib/locale and stays.
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
-        "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/usr/share/doc/* \
-        "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
+        "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/debconf/*-old \
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+        "$rootfs"/var/log/*.log
     tar --numeric-owner -C "$rootfs" -czf "$tarball.partial" .
     mv "$tarball.partial" "$tarball"
 fi
