@@ -29,6 +29,7 @@ def write_bytes(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a containerised server runs as another user
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
