@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
     admin_token: str | None = Field(default=None, description="required by load/unload if set")
     load_models: list[str] | None = Field(default=None, description="subset to load at start")
+    face_gallery_dir: Path = Field(
+        default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
+    )

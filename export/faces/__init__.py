@@ -1,0 +1,1 @@
+"""Face models: MTCNN detector stages and FaceNet (Inception-ResNet-v1) embedders."""
