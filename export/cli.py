@@ -18,6 +18,12 @@ from export.weights import WeightsError, default_cache
 # name -> (module, one-line help). Adding a recipe is adding a line here.
 RECIPES: dict[str, tuple[str, str]] = {
     "mobilenet_v2": ("export.classifier", "MobileNetV2 ImageNet-1k classifier"),
+    "vqa": ("export.vqa.recipe", "MUTAN visual question answering on easy-VQA"),
+    "captioner": ("export.captioner.recipe", "attention captioner on generated scenes"),
+    "faces": ("export.faces.recipe", "MTCNN face detector and FaceNet face embedder"),
+    "scenes": ("export.scenes.recipe", "synthetic shape scenes with COCO annotations (dataset)"),
+    "detector": ("export.detector.recipe", "FCOS-style shape detector on generated scenes"),
+    "segmenter": ("export.segmenter.recipe", "LR-ASPP shape segmenter on generated scenes"),
 }
 
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import __version__
-from serving.api import classify, health, models, v2
+from serving.api import caption, classify, detect, faces, health, models, segment, v2, vqa
 from serving.api.observe import RequestMetrics
 from serving.api.responses import ORJSONResponse, install_error_handlers
 from serving.metrics import Metrics
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (classify, models, health, v2):
+    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

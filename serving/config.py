@@ -124,7 +124,77 @@ class TensorOnly(Strict):
     kind: Literal["none"]
 
 
-Postprocess = Annotated[SoftmaxTopK | TensorOnly, Field(discriminator="kind")]
+class SequenceDecoding(Strict):
+    """The server decodes text step by step (:mod:`serving.processing.decoding`).
+
+    This model is the encoder: its outputs are the decoder step's inputs other than the token.
+    ``decoder_model`` (another model in the store) runs one step; ``state`` maps each decoder
+    input that changes per step to the decoder output that replaces it.
+    """
+
+    kind: Literal["sequence_decoding"]
+    decoder_model: str
+    vocabulary: str = Field(description="file in the model folder with <pad>, <unk>, <bos>, <eos>")
+    token_input: str = "token"
+    log_probs_output: str = "log_probs"
+    state: dict[str, str] = Field(min_length=1, description="decoder input -> decoder output")
+    max_length: int = Field(default=32, gt=0, description="the most tokens a request may ask")
+    default_max_length: int = Field(default=20, gt=0)
+    default_beam_size: int = Field(default=1, ge=1)
+    max_beam_size: int = Field(default=8, ge=1)
+    length_penalty: float = Field(default=0.0, ge=0, description="GNMT alpha; 0 = raw log-prob")
+
+    @model_validator(mode="after")
+    def _limits(self) -> SequenceDecoding:
+        if self.default_max_length > self.max_length:
+            raise ValueError("default_max_length exceeds max_length")
+        if self.default_beam_size > self.max_beam_size:
+            raise ValueError("default_beam_size exceeds max_beam_size")
+        return self
+
+
+class BoxDetection(Strict):
+    """Raw per-location boxes and class scores -> thresholded, class-aware-NMS'd detections
+    in original pixels (:mod:`serving.processing.detection`)."""
+
+    kind: Literal["detection"]
+    boxes_output: str = Field(description="[batch, N, 4] boxes in model-input pixels")
+    scores_output: str = Field(description="[batch, N, classes] scores in [0, 1]")
+    labels: str = Field(description="file in the model folder, one label per class")
+    box_format: Literal["xyxy", "cxcywh"] = "xyxy"
+    score_threshold: float = Field(default=0.3, ge=0, le=1, description="default; per request")
+    iou_threshold: float = Field(default=0.5, gt=0, le=1, description="NMS overlap limit")
+    max_detections: int = Field(default=100, gt=0, description="default; per request")
+    pre_nms_top_k: int = Field(default=1000, gt=0, description="best candidates NMS sees")
+
+
+class PixelSegmentation(Strict):
+    """Per-pixel class scores -> class map in original pixels, as RLE or PNG
+    (:mod:`serving.processing.segmentation`)."""
+
+    kind: Literal["segmentation"]
+    output: str = Field(description="[batch, classes, H, W] logits or probabilities")
+    labels: str = Field(description="file in the model folder, one label per class channel")
+    background: int | None = Field(
+        default=0, ge=0, description="class left out of per-class masks and drawn transparent"
+    )
+
+
+Postprocess = Annotated[
+    SoftmaxTopK | SequenceDecoding | BoxDetection | PixelSegmentation | TensorOnly,
+    Field(discriminator="kind"),
+]
+
+
+class TextInput(Strict):
+    """How a text (a question) becomes token ids, by :mod:`serving.processing.text`."""
+
+    input: str = Field(description="model input receiving int64 ids [batch, max_length]")
+    lengths_input: str | None = Field(
+        default=None, description="model input receiving the count of real tokens [batch]"
+    )
+    vocabulary: str = Field(description="file in the model folder, one token per line")
+    max_length: int = Field(gt=0, description="longer texts are rejected with 400")
 
 
 class Batching(Strict):
@@ -180,6 +250,7 @@ class ModelConfig(Strict):
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
     preprocess: Preprocess | None = None
+    text: TextInput | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
     batching: Batching = Batching()
     runtime: Runtime = Runtime()
@@ -194,9 +265,14 @@ class ModelConfig(Strict):
         outputs = {t.name for t in self.outputs}
         if self.preprocess is not None and self.preprocess.input not in inputs:
             raise ValueError(f"preprocess.input {self.preprocess.input!r} is not among inputs")
-        out = getattr(self.postprocess, "output", None)
-        if out is not None and out not in outputs:
-            raise ValueError(f"postprocess.output {out!r} is not among outputs")
+        if self.text is not None:
+            missing = {self.text.input, self.text.lengths_input or self.text.input} - inputs
+            if missing:
+                raise ValueError(f"text inputs {sorted(missing)} are not among inputs")
+        for attr in ("output", "boxes_output", "scores_output"):
+            out = getattr(self.postprocess, attr, None)
+            if out is not None and out not in outputs:
+                raise ValueError(f"postprocess.{attr} {out!r} is not among outputs")
         return self
 
 

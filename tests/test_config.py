@@ -44,6 +44,24 @@ def test_shipped_configs_validate() -> None:
             {"preprocess": {"input": "x", "resize": {"mode": "zoom", "size": 3}}},
             "preprocess.resize",
         ),
+        (
+            {"text": {"input": "tokens", "vocabulary": "v.txt", "max_length": 8}},
+            "text inputs ['tokens'] are not among inputs",
+        ),
+        ({"text": {"input": "x", "vocabulary": "v.txt", "max_length": 0}}, "text.max_length"),
+        (
+            {
+                "postprocess": {
+                    "kind": "sequence_decoding",
+                    "decoder_model": "d",
+                    "vocabulary": "v.txt",
+                    "state": {"h": "h_next"},
+                    "default_beam_size": 9,
+                    "max_beam_size": 8,
+                }
+            },
+            "default_beam_size exceeds max_beam_size",
+        ),
     ],
 )
 def test_invalid_configs_name_the_field(tmp_path: Path, changes: dict, message: str) -> None:

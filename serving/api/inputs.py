@@ -92,13 +92,16 @@ async def _multipart(request: Request, options: dict[str, Any], settings: Settin
         form = await request.form(max_files=settings.max_images_per_request + 1, max_fields=64)
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
         raise BadRequest(f"malformed multipart body: {exc}", code="malformed_body") from exc
-    images = []
+    images: list[bytes] = []
+    fields: dict[str, list[Any]] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
             images.append(await value.read())
         else:
-            options[key] = value
+            fields.setdefault(key, []).append(value)
     await form.close()
+    # A field sent more than once (question=..., question=...) arrives as a list.
+    options.update({k: v[0] if len(v) == 1 else v for k, v in fields.items()})
     return images
 
 

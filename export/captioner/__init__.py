@@ -1,0 +1,1 @@
+"""Image captioning on generated scenes: MobileNetV2 encoder + attention LSTM decoder."""

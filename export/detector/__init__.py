@@ -1,0 +1,1 @@
+"""Anchor-free (FCOS-style) shape detector on the MobileNetV2 pyramid."""

@@ -1,0 +1,1 @@
+"""LR-ASPP shape segmenter on the MobileNetV2 pyramid."""
