@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from export.captioner.captions import references
-from export.captioner.model import grid
 from export.captioner.scenes import scene_jpeg
 from export.scenes.graph import Scene
 from serving.config import Preprocess
@@ -53,8 +52,8 @@ def build_split(
                 jpeg, scene = scene_jpeg(split, index, seed)
                 pixels.append(prep(jpeg).tensor)
                 scenes.append(scene)
-            batch = grid(cnn, torch.from_numpy(np.stack(pixels)))
-            grids.append(batch.numpy().astype(np.float16))
+            grid = cnn(torch.from_numpy(np.stack(pixels))).flatten(2).transpose(1, 2)
+            grids.append(grid.numpy().astype(np.float16))
             log.info("%s: %d/%d scenes encoded", split, len(scenes), count)
     regions = np.concatenate(grids)
     file.parent.mkdir(parents=True, exist_ok=True)

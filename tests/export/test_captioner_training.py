@@ -72,7 +72,7 @@ def test_train_steps_export_and_decode(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     cnn = torchvision.models.mobilenet_v2().features.eval()
     regions, scenes = build_split(cnn, "train", 6, 0, tmp_path / "train.npz", batch_size=6)
-    assert regions.shape == (6, 49, 1376) and regions.dtype == np.float16
+    assert regions.shape == (6, 49, 1280) and regions.dtype == np.float16
     assert build_split(cnn, "train", 6, 0, tmp_path / "train.npz")[1] == scenes  # cached
     refs = caption_table(scenes, 5, 0)
     vocab = Vocabulary.build([r for rs in refs for r in rs], specials=(BOS, EOS))
