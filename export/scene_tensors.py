@@ -1,7 +1,7 @@
 """Scene datasets as model inputs, letterboxed by serving's own preprocessing code.
 
 Training, evaluation and serving must see the same pixels and the same coordinate mapping, so
-this module runs :class:`serving.processing.preprocess.ImagePreprocessor` from the exported
+this module runs :class:`serving.imaging.preprocess.ImagePreprocessor` from the exported
 config instead of re-implementing letterboxing with torch.
 """
 
@@ -14,9 +14,9 @@ from PIL import Image
 
 from export.backbone import MEAN, STD
 from export.scenes.dataset import SceneRecord, load_pixels
-from serving.config import Preprocess
-from serving.processing.decode import DecodedImage
-from serving.processing.preprocess import ImagePreprocessor, PreparedImage
+from serving.core.config import Preprocess
+from serving.imaging.decode import DecodedImage
+from serving.imaging.preprocess import ImagePreprocessor, PreparedImage
 
 IGNORE = 255  # class-map value for letterbox padding: no loss, no metric
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from serving.config import ModelConfig, load_config
+from serving.core.config import ModelConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def dump_config(config: dict[str, Any]) -> str:
 
 
 def write_config(folder: Path, config: dict[str, Any]) -> ModelConfig:
-    """Validate ``config`` with :func:`serving.config.load_config`, then write ``config.yaml``."""
+    """Validate ``config`` with :func:`serving.core.config.load_config`; write ``config.yaml``."""
     folder.mkdir(parents=True, exist_ok=True)
     text = dump_config(config)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".yaml")

@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving import __version__
-from serving.api import caption, classify, detect, faces, health, models, segment, v2, vqa
-from serving.api.observe import RequestMetrics
-from serving.api.responses import ORJSONResponse, install_error_handlers
-from serving.metrics import Metrics
-from serving.repository import ModelRepository
+from serving.core.metrics import Metrics
+from serving.core.repository import ModelRepository
+from serving.http import caption, classify, detect, faces, health, models, segment, v2, vqa
+from serving.http.observe import RequestMetrics
+from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.settings import Settings
 from serving.tasks import PIPELINES
 

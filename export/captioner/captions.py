@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 
 from export.scenes.graph import Scene, SceneObject
-from serving.processing.text import tokenize
+from serving.text import tokenize
 
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
 

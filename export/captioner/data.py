@@ -18,8 +18,8 @@ from torch import nn
 from export.captioner.captions import references
 from export.captioner.scenes import scene_jpeg
 from export.scenes.graph import Scene
-from serving.config import Preprocess
-from serving.processing.preprocess import ImagePreprocessor
+from serving.core.config import Preprocess
+from serving.imaging.preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from serving.processing.decoding import BeamSearch, DecodeOptions, detokenize
-from serving.processing.text import BOS, EOS, PAD, UNK, Vocabulary, tokenize
+from serving.tasks.caption.beam_search import BeamSearch, DecodeOptions, detokenize
+from serving.text import BOS, EOS, PAD, UNK, Vocabulary, tokenize
 
 STATE = {"h": "h_next", "c": "c_next"}  # decoder input <- decoder output of the previous step
 

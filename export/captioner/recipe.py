@@ -26,8 +26,8 @@ from export.captioner.train import caption_tensor, train
 from export.classifier import WEIGHTS, load_mobilenet_v2
 from export.onnx_export import check_parity, export_onnx
 from export.store import write_bytes, write_config
-from serving.processing.decoding import DecodeOptions
-from serving.processing.text import BOS, EOS, Vocabulary
+from serving.tasks.caption.beam_search import DecodeOptions
+from serving.text import BOS, EOS, Vocabulary
 
 NAME, DECODER = "captioner", "captioner_decoder"
 REGIONS = 49  # 7x7 grid at 224x224
@@ -63,7 +63,7 @@ def configs(
         "reproduce": "fovea export captioner",
         "metrics": metrics,
         "notes": "Metrics on held-out test scenes (unseen background photos), captions decoded "
-        "from the exported ONNX pair by serving.processing.decoding; references are the 5 "
+        "from the exported ONNX pair by serving.tasks.caption.beam_search; references are the 5 "
         "template captions per scene; pycocoevalcap BLEU and CIDEr-D on lower-cased word "
         "tokens. Templates make references formulaic: scores are far higher than on COCO and "
         "say how faithfully the model reads the scene, not how fluent it is. object_class_named "

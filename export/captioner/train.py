@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from export.captioner.model import Captioner
-from serving.processing.text import BOS, EOS, Vocabulary, tokenize
+from serving.text import BOS, EOS, Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 

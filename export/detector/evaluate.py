@@ -1,6 +1,6 @@
 """COCO mAP of an exported detector, measured with pycocotools through serving's postprocessing.
 
-Predictions go through ONNX Runtime and :func:`serving.processing.detection.detect`, so the
+Predictions go through ONNX Runtime and :func:`serving.imaging.detection.detect`, so the
 figures describe what ``POST /v1/detect`` returns, in original image pixels.
 """
 
@@ -18,7 +18,7 @@ from pycocotools.cocoeval import COCOeval
 
 from export.scene_tensors import preprocessor, scene_tensors
 from export.scenes.dataset import SceneRecord
-from serving.processing.detection import DetectionParams, detect
+from serving.imaging.detection import DetectionParams, detect
 
 # COCO's protocol: a low threshold and up to 100 detections, so the whole PR curve is measured.
 EVAL_PARAMS = DetectionParams(

@@ -8,7 +8,7 @@ import numpy as np
 
 from export.faces.facenet_casia import GRAPH
 from export.faces.facenet_msceleb import H5
-from serving.processing.face_cascade import CascadeParams
+from serving.tasks.faces.cascade import CascadeParams
 
 DETECTOR, RNET, ONET = "mtcnn", "mtcnn_rnet", "mtcnn_onet"
 MAX_SIDE = 1024  # detection runs on images shrunk to this longer side

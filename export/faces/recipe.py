@@ -31,9 +31,9 @@ from export.faces.half_weights import halve_weights
 from export.faces.mtcnn import PACKAGE, VERSION, WEIGHTS, load_stage
 from export.onnx_export import check_parity, export_onnx
 from export.store import write_bytes, write_config
-from serving.processing.face_align import align
-from serving.processing.face_cascade import CascadeParams, Faces, detect_faces
-from serving.processing.face_geometry import box_template, fit_within, largest
+from serving.tasks.faces.align import align
+from serving.tasks.faces.cascade import CascadeParams, Faces, detect_faces
+from serving.tasks.faces.geometry import box_template, fit_within, largest
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 
 from export.scene_tensors import preprocessor, scene_tensors
 from export.scenes.dataset import SceneRecord, load_pixels
-from serving.processing.segmentation import class_map, to_original
+from serving.imaging.segmentation import class_map, to_original
 
 BATCH = 8
 

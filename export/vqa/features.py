@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from export.classifier import load_mobilenet_v2
-from serving.config import Preprocess
-from serving.processing.preprocess import ImagePreprocessor
+from serving.core.config import Preprocess
+from serving.imaging.preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from export.vqa.data import Split, answer_list, load_split
 from export.vqa.features import PREPROCESS, image_features, load_backbone, preprocessor
 from export.vqa.model import HeadConfig, VqaHead, VqaNet
 from export.vqa.train import encode_split, evaluate, holdout, train
-from serving.processing.text import Vocabulary, encode
+from serving.text import Vocabulary, encode
 
 NAME = "vqa"
 MAX_LENGTH = 16  # easy-VQA questions have at most 9 words

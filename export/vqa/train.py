@@ -18,7 +18,7 @@ from torch import nn
 
 from export.vqa.data import Split, question_type
 from export.vqa.model import HeadConfig, VqaHead
-from serving.processing.text import Vocabulary, encode
+from serving.text import Vocabulary, encode
 
 log = logging.getLogger(__name__)
 

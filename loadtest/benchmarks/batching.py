@@ -41,9 +41,9 @@ def photo_jpeg() -> bytes:
 
 
 def raw_ort(seconds: float, jpeg: bytes) -> list[dict[str, object]]:
-    from serving.config import load_config
-    from serving.processing.preprocess import ImagePreprocessor
-    from serving.runtime import OnnxModel
+    from serving.core.config import load_config
+    from serving.core.runtime import OnnxModel
+    from serving.imaging.preprocess import ImagePreprocessor
 
     config = load_config(ROOT / "model_store" / MODEL / "config.yaml")
     model = OnnxModel(ROOT / "model_store" / MODEL / "1" / "model.onnx", config)

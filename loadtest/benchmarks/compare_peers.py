@@ -57,9 +57,9 @@ def free_port() -> int:
 
 
 def raw_ort(seconds: float) -> dict[str, Any]:
-    from serving.config import load_config
-    from serving.processing.preprocess import ImagePreprocessor
-    from serving.runtime import OnnxModel
+    from serving.core.config import load_config
+    from serving.core.runtime import OnnxModel
+    from serving.imaging.preprocess import ImagePreprocessor
 
     config = load_config(STORE / MODEL / "config.yaml")
     model = OnnxModel(STORE / MODEL / "1" / "model.onnx", config)

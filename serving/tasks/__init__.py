@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from serving.repository import PipelineFactory
-from serving.tasks.captioning import CaptioningPipeline
-from serving.tasks.classification import ClassificationPipeline
-from serving.tasks.detection import DetectionPipeline
-from serving.tasks.faces import FaceDetectionPipeline, FaceEmbeddingPipeline
-from serving.tasks.segmentation import SegmentationPipeline
+from serving.core.repository import PipelineFactory
+from serving.tasks.caption.pipeline import CaptioningPipeline
+from serving.tasks.classify import ClassificationPipeline
+from serving.tasks.detect import DetectionPipeline
+from serving.tasks.faces.pipelines import FaceDetectionPipeline, FaceEmbeddingPipeline
+from serving.tasks.segment import SegmentationPipeline
 from serving.tasks.vqa import VqaPipeline
 
 PIPELINES: dict[str, PipelineFactory] = {

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serving.config import SoftmaxTopK
-from serving.processing.classification import Prediction, softmax, top_k
-from serving.processing.preprocess import ImagePreprocessor
-from serving.processing.text import EncodedText, Vocabulary, encode
+from serving.core.config import SoftmaxTopK
+from serving.imaging.preprocess import ImagePreprocessor
+from serving.imaging.scores import Prediction, softmax, top_k
 from serving.settings import Settings
 from serving.tasks.base import Deadline, prepare_all, read_lines
+from serving.text import EncodedText, Vocabulary, encode
 
 if TYPE_CHECKING:
-    from serving.repository import ModelVersion
+    from serving.core.repository import ModelVersion
 
 
 @dataclass(frozen=True)

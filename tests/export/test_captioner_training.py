@@ -22,8 +22,8 @@ from export.captioner.scenes import scene_jpeg  # noqa: E402
 from export.captioner.train import caption_tensor, train  # noqa: E402
 from export.onnx_export import check_parity, export_onnx  # noqa: E402
 from export.scenes.graph import Scene, SceneObject  # noqa: E402
-from serving.processing.decoding import DecodeOptions  # noqa: E402
-from serving.processing.text import BOS, EOS, Vocabulary, tokenize  # noqa: E402
+from serving.tasks.caption.beam_search import DecodeOptions  # noqa: E402
+from serving.text import BOS, EOS, Vocabulary, tokenize  # noqa: E402
 
 
 def obj(i: int, category: str, colour: str, x: float, y: float) -> SceneObject:

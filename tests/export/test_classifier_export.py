@@ -20,7 +20,7 @@ pytest.importorskip("torchvision")
 from export import classifier
 from export.cli import main
 from export.weights import default_cache
-from serving.config import load_config
+from serving.core.config import load_config
 
 COMMITTED = Path(__file__).resolve().parents[2] / "model_store" / classifier.NAME
 PARITY_KEYS = ("parity_max_abs_diff_random", "parity_max_abs_diff_photos")

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("pycocotools")
 
 from export.cli import main
-from serving.config import load_config
+from serving.core.config import load_config
 
 TINY = [
     "--train",

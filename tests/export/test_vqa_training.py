@@ -20,7 +20,7 @@ from export.vqa.data import answer_list, load_split, question_type  # noqa: E402
 from export.vqa.features import D_V, PooledBackbone, image_features  # noqa: E402
 from export.vqa.model import HeadConfig, VqaNet  # noqa: E402
 from export.vqa.train import encode_split, evaluate, holdout, train  # noqa: E402
-from serving.processing.text import Vocabulary  # noqa: E402
+from serving.text import Vocabulary  # noqa: E402
 
 IMAGES = 12
 

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from loadtest.server_metrics import delta, parse_prometheus, parse_triton
-from serving.metrics import BatchRecorder, Metrics
+from serving.core.metrics import BatchRecorder, Metrics
 
 
 def feed(recorder: BatchRecorder, metrics: Metrics) -> None:

@@ -1,0 +1,278 @@
+"""The model repository: folders in the store become loaded, batched, observable model versions.
+
+Layout (Triton-style): ``<store>/<name>/config.yaml`` plus ``<store>/<name>/<version>/model.onnx``
+for integer versions. A model that fails to load is recorded with its reason; it never stops the
+server or the other models. ``load`` is also a reload: new version folders are picked up and
+unchanged versions keep running, so a version can be added without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serving.core.batching import BatchPolicy, DynamicBatcher
+from serving.core.config import ModelConfig, load_config
+from serving.core.metrics import BatchRecorder, Metrics
+from serving.core.runtime import ModelLoadError, OnnxModel, Tensors
+from serving.errors import ModelUnavailable, NotFound
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.onnx"
+
+
+class State(enum.StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    UNLOADED = "unloaded"
+
+
+@dataclass(eq=False)
+class ModelVersion:
+    """One servable version: its session, its batcher and its task pipeline."""
+
+    name: str
+    version: int
+    folder: Path
+    config: ModelConfig
+    model: OnnxModel
+    batcher: DynamicBatcher[Tensors, Tensors]
+    recorder: BatchRecorder
+    file_stamp: tuple[int, int]
+    pipeline: Any = None
+
+    async def infer(self, rows: Sequence[Tensors], *, timeout_s: float | None) -> list[Tensors]:
+        return await self.batcher.submit(rows, timeout_s=timeout_s)
+
+
+@dataclass(eq=False)
+class ModelEntry:
+    name: str
+    folder: Path
+    state: State = State.LOADING
+    reason: str | None = None
+    config: ModelConfig | None = None
+    versions: dict[int, ModelVersion] = field(default_factory=dict)
+
+    @property
+    def default_version(self) -> int | None:
+        if self.config is not None and self.config.default_version is not None:
+            return self.config.default_version
+        return max(self.versions, default=None)
+
+
+PipelineFactory = Callable[[ModelVersion, Settings, Executor], Any]
+
+
+class ModelRepository:
+    def __init__(
+        self,
+        store: Path,
+        settings: Settings,
+        metrics: Metrics,
+        decode_pool: Executor,
+        pipelines: dict[str, PipelineFactory],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.decode_pool = decode_pool
+        self._pipelines = pipelines
+        self._entries: dict[str, ModelEntry] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- queries ---------------------------------------------------------------------------------
+    def entries(self) -> list[ModelEntry]:
+        return sorted(self._entries.values(), key=lambda e: e.name)
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise NotFound(f"unknown model {name!r}", code="model_not_found") from None
+
+    def get(self, name: str, version: int | str | None = None) -> ModelVersion:
+        entry = self.entry(name)
+        if entry.state is not State.READY:
+            detail = f": {entry.reason}" if entry.reason else ""
+            raise ModelUnavailable(f"model {name!r} is {entry.state.value}{detail}")
+        wanted = entry.default_version if version in (None, "") else _parse_version(version)
+        if wanted not in entry.versions:
+            raise NotFound(
+                f"model {name!r} has no version {version}; available: {sorted(entry.versions)}",
+                code="version_not_found",
+            )
+        return entry.versions[wanted]
+
+    def for_task(self, task: str, name: str | None, version: int | str | None) -> ModelVersion:
+        """The named model (which must serve ``task``) or the task's default model."""
+        if name:
+            found = self.get(name, version)
+            if found.config.task != task:
+                raise NotFound(
+                    f"model {name!r} serves {found.config.task!r}, not {task!r}",
+                    code="model_not_found",
+                )
+            return found
+        candidates = [e for e in self.entries() if e.config is not None and e.config.task == task]
+        ready = [e for e in candidates if e.state is State.READY]
+        if not ready:
+            raise (ModelUnavailable if candidates else NotFound)(
+                f"no ready model for task {task!r}"
+            )
+        chosen = next((e for e in ready if e.config and e.config.default_for_task), ready[0])
+        return self.get(chosen.name, version)
+
+    def all_ready(self) -> bool:
+        return all(e.state in (State.READY, State.FAILED, State.UNLOADED) for e in self.entries())
+
+    def model_names(self) -> list[str]:
+        if not self.store.is_dir():
+            return []
+        return sorted(p.name for p in self.store.iterdir() if (p / "config.yaml").is_file())
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def load_all(self, names: Sequence[str] | None = None) -> None:
+        targets = list(names) if names is not None else self.model_names()
+        for name in targets:  # register first so /v1/models shows them as loading
+            self._entries.setdefault(name, ModelEntry(name, self.store / name))
+        await asyncio.gather(*(self.load(name) for name in targets))
+
+    async def load(self, name: str) -> ModelEntry:
+        """Load or reload ``name`` from disk; failures are recorded on the entry, not raised."""
+        folder = self.store / name
+        if not (folder / "config.yaml").is_file():
+            raise NotFound(f"no model folder {name!r} with a config.yaml in the store")
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            old = self._entries.get(name)
+            entry = ModelEntry(name, folder)
+            if old is None or old.state is not State.READY:
+                self._entries[name] = entry
+            try:
+                entry.config = load_config(folder / "config.yaml")
+                entry.versions = await self._load_versions(entry, old)
+                if entry.default_version not in entry.versions:
+                    raise ModelLoadError(
+                        f"default_version {entry.default_version} has no loaded version folder"
+                    )
+                entry.state = State.READY
+            except Exception as exc:  # any broken model is reported, never fatal to the server
+                entry.state, entry.reason = State.FAILED, str(exc) or type(exc).__name__
+                log.error("model %s failed to load: %s", name, entry.reason)
+            self._entries[name] = entry
+            retired = (
+                []
+                if old is None
+                else [v for k, v in old.versions.items() if entry.versions.get(k) is not v]
+            )
+            await self._close(retired)
+            if entry.state is State.READY:
+                log.info(
+                    "model %s ready: versions %s on %s",
+                    name,
+                    sorted(entry.versions),
+                    entry.versions[entry.default_version].model.providers[0],
+                )
+            return entry
+
+    async def unload(self, name: str) -> ModelEntry:
+        entry = self.entry(name)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            versions, entry.versions = list(entry.versions.values()), {}
+            entry.state, entry.reason = State.UNLOADED, None
+            await self._close(versions)
+        return entry
+
+    async def close(self) -> None:
+        for entry in self.entries():
+            await self._close(list(entry.versions.values()))
+
+    # -- internals -------------------------------------------------------------------------------
+    async def _load_versions(
+        self, entry: ModelEntry, old: ModelEntry | None
+    ) -> dict[int, ModelVersion]:
+        assert entry.config is not None
+        folders = sorted(
+            (int(p.name), p) for p in entry.folder.iterdir() if p.is_dir() and p.name.isdigit()
+        )
+        if not folders:
+            raise ModelLoadError(f"{entry.folder} has no numbered version folder")
+        versions: dict[int, ModelVersion] = {}
+        for number, folder in folders:
+            path = folder / MODEL_FILE
+            stamp = _stamp(path)
+            previous = old.versions.get(number) if old else None
+            if previous and previous.config == entry.config and previous.file_stamp == stamp:
+                versions[number] = previous
+                continue
+            versions[number] = await self._load_version(entry.config, number, path, stamp)
+        return versions
+
+    async def _load_version(
+        self, config: ModelConfig, number: int, path: Path, stamp: tuple[int, int]
+    ) -> ModelVersion:
+        def build() -> OnnxModel:
+            model = OnnxModel(path, config)
+            model.warmup()
+            return model
+
+        model = await asyncio.to_thread(build)
+        recorder = BatchRecorder(self.metrics, config.name, str(number))
+        b = config.batching
+        policy = BatchPolicy(
+            max_batch_size=b.max_batch_size,
+            max_queue_delay_ms=b.max_queue_delay_ms,
+            preferred_batch_sizes=tuple(b.preferred_batch_sizes),
+            max_queue_size=b.max_queue_size,
+            workers=config.runtime.instances,
+        )
+        batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(
+            model.run_rows, policy, name=f"{config.name}/{number}", observer=recorder
+        )
+        version = ModelVersion(
+            config.name, number, path.parent, config, model, batcher, recorder, stamp
+        )
+        factory = self._pipelines.get(config.task)
+        try:
+            version.pipeline = (
+                factory(version, self.settings, self.decode_pool) if factory else None
+            )
+        except Exception:
+            await batcher.close(drain_timeout_s=0)
+            raise
+        self.metrics.queue_depth.labels(config.name, str(number)).set_function(
+            lambda: batcher.queue_depth
+        )
+        return version
+
+    async def _close(self, versions: list[ModelVersion]) -> None:
+        for v in versions:
+            await v.batcher.close(drain_timeout_s=self.settings.graceful_shutdown_s)
+            with contextlib.suppress(KeyError):  # never registered if the load failed early
+                self.metrics.queue_depth.remove(v.name, str(v.version))
+
+
+def _parse_version(version: int | str) -> int:
+    try:
+        return int(version)
+    except (TypeError, ValueError):
+        raise NotFound(
+            f"version must be an integer, got {version!r}", code="version_not_found"
+        ) from None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ModelLoadError(f"{path} does not exist") from exc
+    return st.st_mtime_ns, st.st_size

@@ -1,0 +1,83 @@
+"""Model listing (``/v1/models``) and run-time load/unload (Triton's repository extension)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from serving.core.repository import ModelEntry, ModelRepository
+from serving.errors import Unauthorized
+from serving.http.responses import ORJSONResponse
+
+router = APIRouter(tags=["models"])
+
+
+def describe(entry: ModelEntry) -> dict[str, Any]:
+    versions = {
+        str(n): {"providers": v.model.providers, "state": "ready"}
+        for n, v in entry.versions.items()
+    }
+    return {
+        "name": entry.name,
+        "task": entry.config.task if entry.config else None,
+        "state": entry.state.value,
+        "reason": entry.reason,
+        "default_version": entry.default_version,
+        "versions": versions,
+        "config": entry.config.model_dump(mode="json") if entry.config else None,
+    }
+
+
+def _repo(request: Request) -> ModelRepository:
+    return request.app.state.repository
+
+
+@router.get("/v1/models", summary="All models in the store with task, versions and state")
+async def list_models(request: Request) -> ORJSONResponse:
+    return ORJSONResponse({"models": [describe(e) for e in _repo(request).entries()]})
+
+
+@router.get("/v1/models/{name}", summary="One model: state, versions, providers, config, card")
+async def get_model(name: str, request: Request) -> ORJSONResponse:
+    return ORJSONResponse(describe(_repo(request).entry(name)))
+
+
+def _authorize(request: Request) -> None:
+    token = request.app.state.settings.admin_token
+    if token is None:
+        return
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given, token):
+        raise Unauthorized("admin endpoints need 'Authorization: Bearer <FOVEA_ADMIN_TOKEN>'")
+
+
+@router.post("/v2/repository/index", summary="Models in the store and their state")
+async def repository_index(request: Request) -> ORJSONResponse:
+    repo = _repo(request)
+    known = {e.name: e for e in repo.entries()}
+    rows = []
+    for name in sorted(set(known) | set(repo.model_names())):
+        entry = known.get(name)
+        row: dict[str, Any] = {
+            "name": name,
+            "state": entry.state.value.upper() if entry else "UNAVAILABLE",
+        }
+        if entry and entry.reason:
+            row["reason"] = entry.reason
+        rows.append(row)
+    return ORJSONResponse(rows)
+
+
+@router.post("/v2/repository/models/{name}/load", summary="Load or reload a model from disk")
+async def load_model(name: str, request: Request) -> ORJSONResponse:
+    _authorize(request)
+    entry = await _repo(request).load(name)
+    return ORJSONResponse(describe(entry), status_code=200 if entry.state.value == "ready" else 422)
+
+
+@router.post("/v2/repository/models/{name}/unload", summary="Unload a model (drains its queue)")
+async def unload_model(name: str, request: Request) -> ORJSONResponse:
+    _authorize(request)
+    return ORJSONResponse(describe(await _repo(request).unload(name)))

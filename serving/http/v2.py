@@ -1,0 +1,163 @@
+"""Open Inference Protocol v2 (KServe v2 / Triton HTTP) for every model in the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from serving import __version__
+from serving.core.repository import ModelRepository, ModelVersion, State
+from serving.errors import BadRequest, ModelUnavailable
+from serving.http.inputs import read_body
+from serving.http.responses import ORJSONResponse
+from serving.http.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
+from serving.tasks.base import Deadline
+
+router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration"]
+
+
+def _repo(request: Request) -> ModelRepository:
+    return request.app.state.repository
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> ORJSONResponse:
+    return ORJSONResponse({"name": "fovea", "version": __version__, "extensions": EXTENSIONS})
+
+
+@router.get("/health/live", summary="Server liveness")
+async def live() -> Response:
+    return Response(status_code=200)
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def ready(request: Request) -> Response:
+    ok = request.app.state.loaded.is_set() and not request.app.state.draining
+    return Response(status_code=200 if ok else 503)
+
+
+@router.get("/models/stats", summary="Statistics of every loaded model version")
+async def all_stats(request: Request) -> ORJSONResponse:
+    stats = [
+        v.recorder.stats.as_dict(v.name, str(v.version))
+        for e in _repo(request).entries()
+        for v in e.versions.values()
+    ]
+    return ORJSONResponse({"model_stats": stats})
+
+
+@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+async def model_metadata(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    entry = _repo(request).entry(name)
+    if version is not None or entry.state is State.READY:
+        config = _repo(request).get(name, version).config
+    elif entry.config is not None:
+        config = entry.config
+    else:
+        raise ModelUnavailable(f"model {name!r} is {entry.state.value}: {entry.reason}")
+
+    def spec(t: Any) -> dict[str, Any]:
+        return {"name": t.name, "datatype": t.datatype, "shape": t.shape}
+
+    return ORJSONResponse(
+        {
+            "name": name,
+            "versions": [str(v) for v in sorted(entry.versions)],
+            "platform": "onnxruntime_onnx",
+            "inputs": [spec(t) for t in config.inputs],
+            "outputs": [spec(t) for t in config.outputs],
+        }
+    )
+
+
+@router.get("/models/{name}/ready", summary="Model readiness")
+@router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
+async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
+    _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
+    return Response(status_code=200)
+
+
+@router.get("/models/{name}/config", summary="Model configuration (Triton's layout)")
+@router.get("/models/{name}/versions/{version}/config", summary="Model version configuration")
+async def model_config(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    config = _repo(request).get(name, version).config
+    b = config.batching
+
+    def tensor(t: Any) -> dict[str, Any]:
+        return {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": t.shape[1:]}
+
+    return ORJSONResponse(
+        {
+            "name": config.name,
+            "platform": "onnxruntime_onnx",
+            "backend": "onnxruntime",
+            "max_batch_size": b.max_batch_size,
+            "input": [tensor(t) for t in config.inputs],
+            "output": [tensor(t) for t in config.outputs],
+            "dynamic_batching": {
+                "preferred_batch_size": b.preferred_batch_sizes,
+                "max_queue_delay_microseconds": int(b.max_queue_delay_ms * 1000),
+                "default_queue_policy": {"max_queue_size": b.max_queue_size},
+            },
+            "instance_group": [{"count": config.runtime.instances, "kind": "KIND_AUTO"}],
+            "parameters": {"task": {"string_value": config.task}},
+            "fovea": config.model_dump(mode="json"),
+        }
+    )
+
+
+@router.get("/models/{name}/stats", summary="Model statistics (Triton's statistics extension)")
+@router.get("/models/{name}/versions/{version}/stats", summary="Model version statistics")
+async def model_stats(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    entry = _repo(request).entry(name)
+    versions = [_repo(request).get(name, version)] if version else list(entry.versions.values())
+    stats = [v.recorder.stats.as_dict(v.name, str(v.version)) for v in versions]
+    return ORJSONResponse({"model_stats": stats})
+
+
+@router.post("/models/{name}/infer", summary="Inference on tensors (JSON or binary)")
+@router.post("/models/{name}/versions/{version}/infer", summary="Inference on a model version")
+async def infer(name: str, request: Request, version: str | None = None) -> Response:
+    state = request.app.state
+    deadline = Deadline.after_ms(state.settings.default_timeout_ms)
+    model = _repo(request).get(name, version)
+    request.state.model = name
+    body = await read_body(request, state.settings.max_upload_bytes)
+    config = model.config
+    parsed = parse_infer_request(
+        body, request.headers.get(HEADER_LENGTH), config.inputs, config.outputs
+    )
+    outputs = await _run(model, parsed.inputs, deadline)
+    if parsed.outputs is not None:
+        outputs = {k: outputs[k] for k in parsed.outputs}
+    payload, header_len = encode_infer_response(
+        name, model.version, parsed.id, outputs, parsed.binary_outputs
+    )
+    if header_len is None:
+        return Response(payload, media_type="application/json")
+    return Response(
+        payload,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_len)},
+    )
+
+
+async def _run(
+    model: ModelVersion, inputs: dict[str, np.ndarray], deadline: Deadline
+) -> dict[str, np.ndarray]:
+    """Split the request's batch into rows so they can share batches with other requests."""
+    n = next(iter(inputs.values())).shape[0]
+    if n > model.config.batching.max_queue_size:
+        raise BadRequest(
+            f"batch of {n} rows exceeds what {model.name} can ever queue "
+            f"({model.config.batching.max_queue_size}); split the request",
+            code="batch_too_large",
+        )
+    rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
+    results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    return {k: np.stack([r[k] for r in results]) for k in results[0]}
