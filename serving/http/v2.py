@@ -30,14 +30,14 @@ async def server_metadata() -> ORJSONResponse:
 
 
 @router.get("/health/live", summary="Server liveness")
-async def live() -> Response:
-    return Response(status_code=200)
+async def live() -> ORJSONResponse:
+    return ORJSONResponse({"live": True})
 
 
 @router.get("/health/ready", summary="Server readiness")
-async def ready(request: Request) -> Response:
-    ok = request.app.state.loaded.is_set() and not request.app.state.draining
-    return Response(status_code=200 if ok else 503)
+async def ready(request: Request) -> ORJSONResponse:
+    ok = request.app.state.loaded.is_set() and not request.app.state.drain.draining
+    return ORJSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
 @router.get("/models/stats", summary="Statistics of every loaded model version")
@@ -77,9 +77,9 @@ async def model_metadata(name: str, request: Request, version: str | None = None
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 @router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
-async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
-    _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
-    return Response(status_code=200)
+async def model_ready(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    found = _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
+    return ORJSONResponse({"name": name, "version": str(found.version), "ready": True})
 
 
 @router.get("/models/{name}/config", summary="Model configuration (Triton's layout)")
