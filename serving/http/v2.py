@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from serving import __version__
 from serving.core.repository import ModelRepository, ModelVersion, State
+from serving.core.runtime import RejectedInput
 from serving.errors import BadRequest, ModelUnavailable
 from serving.http.inputs import read_body
 from serving.http.responses import ORJSONResponse
@@ -159,5 +160,11 @@ async def _run(
             code="batch_too_large",
         )
     rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
-    results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    try:
+        results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    except RejectedInput as exc:
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in inputs.items())
+        raise BadRequest(
+            f"{model.name} cannot run the inputs ({shapes}): {exc}", code="invalid_input"
+        ) from None
     return {k: np.stack([r[k] for r in results]) for k in results[0]}
