@@ -95,7 +95,6 @@ def test_mutated_tensor_is_a_400_naming_the_input(srv: LiveServer, case: str) ->
 def test_binary_token_out_of_range_is_a_400(srv: LiveServer) -> None:
     token = np.array([10**6], dtype=np.int64).tobytes()
     inputs = decoder_inputs(0)
-    binary = {"binary_data_size": 8}
     header = {
         "inputs": [
             {
