@@ -25,11 +25,20 @@ def error_response(status: int, message: str, code: str, headers: dict[str, str]
     return ORJSONResponse({"error": message, "code": code}, status_code=status, headers=headers)
 
 
+_MAX_ERRORS_SHOWN = 10
+_MAX_LOC_CHARS = 80
+
+
 def describe_validation(errors: list[dict[str, Any]]) -> str:
+    """The first few errors, each field name cut short: a hostile body is not echoed back."""
     parts = []
-    for err in errors:
+    for err in errors[:_MAX_ERRORS_SHOWN]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        if len(loc) > _MAX_LOC_CHARS:
+            loc = loc[:_MAX_LOC_CHARS] + "..."
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    if len(errors) > _MAX_ERRORS_SHOWN:
+        parts.append(f"... and {len(errors) - _MAX_ERRORS_SHOWN} more errors")
     return "; ".join(parts)
 
 
