@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,6 +24,11 @@ from serving.settings import Settings
 
 Options = TypeVar("Options", bound=BaseModel)
 MAX_JSON_FIELDS = 64  # images plus every task's options, with room to spare
+# Keys at any depth (options, plus one per image given as {"b64": ...}). Counted on the raw bytes
+# before parsing: base64 never contains '"', so each '"<space>:' is at most one key, and a body
+# with 200k keys costs ~0.8 s to parse on these machines, blocking the event loop.
+_MAX_JSON_KEYS = 4 * MAX_JSON_FIELDS
+_KEY_END = re.compile(rb'"\s*:')
 
 
 class TaskOptions(BaseModel):
@@ -107,6 +114,13 @@ async def _multipart(request: Request, options: dict[str, Any], settings: Settin
 
 
 def _json(body: bytes, options: dict[str, Any]) -> list[bytes]:
+    keys = sum(1 for _ in itertools.islice(_KEY_END.finditer(body), _MAX_JSON_KEYS + 1))
+    if keys > _MAX_JSON_KEYS:
+        raise BadRequest(
+            f"JSON body has more than {_MAX_JSON_KEYS} keys; a task request has a few options "
+            "and its images",
+            code="too_many_fields",
+        )
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
