@@ -14,15 +14,16 @@ from starlette.middleware.cors import CORSMiddleware
 from serving import __version__
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.http import caption, classify, detect, faces, health, models, segment, v2, vqa
+from serving.http import health, models, v2
 from serving.http.auth import ApiKeyAuth, load_keys
 from serving.http.drain import CutOnDrain, Drain
 from serving.http.leases import VersionLeases
 from serving.http.observe import RequestMetrics
 from serving.http.responses import ORJSONResponse, install_error_handlers
+from serving.http.task_routes import task_router
 from serving.http.timeouts import BodyDeadline
 from serving.settings import Settings
-from serving.tasks import PIPELINES
+from serving.tasks import PIPELINES, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.drain = drain
     install_error_handlers(app)
-    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2):
+    app.include_router(task_router(TASKS))
+    for module in (models, health, v2):
         app.include_router(module.router)
     # Added innermost first: CORS sees every response (401s included) and answers preflights.
     app.add_middleware(VersionLeases)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from serving.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
@@ -29,16 +29,6 @@ MAX_JSON_FIELDS = 64  # images plus every task's options, with room to spare
 # with 200k keys costs ~0.8 s to parse on these machines, blocking the event loop.
 _MAX_JSON_KEYS = 4 * MAX_JSON_FIELDS
 _KEY_END = re.compile(rb'"\s*:')
-
-
-class TaskOptions(BaseModel):
-    """Options every task endpoint takes; unknown options are rejected, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model: str | None = Field(default=None, description="model name; the task's default if unset")
-    version: int | None = Field(default=None, ge=1, description="model version; default if unset")
-    timeout_ms: float | None = Field(default=None, gt=0, le=600_000, description="deadline")
 
 
 @dataclass
