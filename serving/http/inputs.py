@@ -12,11 +12,13 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from serving.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from serving.http.responses import describe_validation
@@ -56,7 +58,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_image_request(request: Request, settings: Settings) -> ImageRequest:
     body = await read_body(request, settings.max_upload_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    options: dict[str, Any] = dict(request.query_params)
+    options: dict[str, Any] = _query_options(request)
     if ctype == "multipart/form-data":
         images = await _multipart(request, options, settings)
     elif ctype == "application/json":
@@ -85,9 +87,48 @@ def parse_options(model: type[Options], options: dict[str, Any]) -> Options:
         raise Unprocessable(describe_validation(list(exc.errors()))) from None
 
 
-async def _multipart(request: Request, options: dict[str, Any], settings: Settings) -> list[bytes]:
+def _query_options(request: Request) -> dict[str, Any]:
+    """Query options, refusing bytes that are not UTF-8 (Starlette would substitute U+FFFD)."""
     try:
-        form = await request.form(max_files=settings.max_images_per_request + 1, max_fields=64)
+        return dict(
+            parse_qsl(
+                request.scope["query_string"].decode("latin-1"),
+                keep_blank_values=True,
+                errors="strict",
+            )
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not valid UTF-8", code="invalid_text") from None
+
+
+class _StrictTextParser(MultiPartParser):
+    """Starlette's multipart parser, refusing text fields that are not in the body's charset
+    instead of silently reading them as Latin-1."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except UnicodeDecodeError:
+                raise MultiPartException(
+                    f"form field {part.field_name!r} is not valid {self._charset} text"
+                ) from None
+        super().on_part_end()
+
+
+async def _multipart(request: Request, options: dict[str, Any], settings: Settings) -> list[bytes]:
+    parser = _StrictTextParser(
+        request.headers,
+        request.stream(),
+        max_files=settings.max_images_per_request + 1,
+        max_fields=64,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        code = "invalid_text" if "text" in exc.message else "malformed_body"
+        raise BadRequest(f"malformed multipart body: {exc.message}", code=code) from exc
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
         raise BadRequest(f"malformed multipart body: {exc}", code="malformed_body") from exc
     images: list[bytes] = []

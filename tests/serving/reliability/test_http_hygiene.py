@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from tests.conftest import MODEL_STORE
 from tests.models import write_model_folder
 from tests.server import LiveServer
 from tests.serving.reliability.test_slow_clients import BODY
@@ -87,3 +88,29 @@ def test_json_body_with_many_unknown_keys_is_refused_early(
     r = httpx.post(server.url + "/v1/classify", json=few)
     assert r.status_code == 422 and "and 30 more errors" in r.json()["error"]
     assert len(r.content) < 2000
+
+
+def test_text_that_is_not_utf8_is_refused(photos: dict[str, bytes]) -> None:
+    with LiveServer(MODEL_STORE, load_models=["vqa"]) as srv:
+        url = srv.url + "/v1/vqa"
+        files = {"image": ("shape.jpg", photos["coffee"], "image/jpeg")}
+        good = httpx.post(url, files=files, data={"question": "what colour is the shape?"})
+        assert good.status_code == 200, good.text
+        bad_text = b"what colour is the shape?" + b"\xff\xfe"
+        r = httpx.post(url, files={**files, "question": (None, bad_text)})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_text"
+        assert "'question'" in r.json()["error"]
+        r = httpx.post(url + "?question=what%20colour%ff", files=files)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_text"
+        body = b'{"question": "what \xff colour", "images": []}'
+        r = httpx.post(url, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400
+
+
+def test_method_not_allowed_names_every_method_of_the_path(tiny_store: Path) -> None:
+    with LiveServer(tiny_store) as srv:
+        r = httpx.put(srv.url + "/v1/faces/gallery/alice")
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+        assert {"DELETE", "POST"} <= set(r.headers["allow"].split(", "))
+        r = httpx.put(srv.url + "/v1/faces/gallery")
+        assert r.status_code == 405 and "GET" in r.headers["allow"]

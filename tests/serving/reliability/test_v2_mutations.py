@@ -21,7 +21,9 @@ from tests.server import LiveServer
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LiveServer]:
-    with LiveServer(MODEL_STORE, load_models=["mtcnn", "captioner_decoder", "vqa"]) as server:
+    with LiveServer(
+        MODEL_STORE, load_models=["mtcnn", "mtcnn_rnet", "mtcnn_onet", "captioner_decoder", "vqa"]
+    ) as server:
         yield server
 
 
