@@ -43,10 +43,6 @@ class Unauthorized(FoveaError):
     status, code = 401, "unauthorized"
 
 
-class Forbidden(FoveaError):
-    status, code = 403, "forbidden"
-
-
 class RequestTimeout(FoveaError):
     """The client sent its request too slowly; the connection is closed after the answer."""
 

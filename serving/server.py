@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import signal
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from serving.http.drain import Drain
-from serving.http.timeouts import header_timeout_protocol
+from serving.http.timeouts import HeaderTimeoutProtocol
 from serving.settings import Settings
 
 _CUT_MARGIN_S = 2.0  # time for cut requests' 503s to leave before uvicorn cancels anything
@@ -37,14 +38,23 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
-def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
-    return uvicorn.Config(
+class FoveaConfig(uvicorn.Config):
+    """uvicorn's config plus the header timeout :class:`HeaderTimeoutProtocol` reads."""
+
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+
+
+def server_config(app: FastAPI, settings: Settings) -> FoveaConfig:
+    return FoveaConfig(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
-        http=header_timeout_protocol(settings.header_timeout_s),
+        http=HeaderTimeoutProtocol,
+        header_timeout_s=settings.header_timeout_s,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s + _CUT_MARGIN_S),
     )
 

@@ -34,12 +34,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     The clock starts when a connection opens or when the first byte of a request arrives after
     the previous response; it stops once the parser has produced the request (a new cycle).
+    The limit is the uvicorn config's ``header_timeout_s`` (see :mod:`serving.server`), so the
+    class stays importable by name for worker processes.
     """
-
-    header_timeout_s = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.header_timeout_s = float(getattr(self.config, "header_timeout_s", 10.0))
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_cycle: object = None
 
@@ -73,11 +74,6 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             return
         self.transport.write(_timeout_response(self.header_timeout_s))
         self.transport.close()
-
-
-def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
-    """The protocol class for uvicorn's ``http=`` option, with this header timeout."""
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": seconds})
 
 
 class BodyDeadline:
