@@ -13,9 +13,8 @@ from serving.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from serving.app import create_app
+    from serving.server import serve
 
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
@@ -25,14 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        access_log=False,
-    )
+    serve(create_app(settings), settings)
     return 0
 
 

@@ -39,6 +39,16 @@ class TensorSpec(Strict):
     name: str
     datatype: Datatype
     shape: list[int] = Field(description="-1 marks a dynamic axis; the first axis is the batch")
+    min_shape: list[int] | None = Field(
+        default=None,
+        description="smallest size of each axis the model accepts (e.g. a CNN's receptive field "
+        "on dynamic spatial axes); checked on tensor requests",
+    )
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="inclusive [min, max] of valid values (e.g. token ids below the vocabulary "
+        "size); checked on tensor requests",
+    )
 
     @field_validator("shape")
     @classmethod
@@ -46,6 +56,17 @@ class TensorSpec(Strict):
         if any(d < -1 or d == 0 for d in shape):
             raise ValueError("dimensions are positive or -1 (dynamic)")
         return shape
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TensorSpec:
+        if self.min_shape is not None:
+            if len(self.min_shape) != len(self.shape) or any(d < 0 for d in self.min_shape):
+                raise ValueError("min_shape needs one non-negative size per axis of shape")
+            if any(0 < s < m for s, m in zip(self.shape, self.min_shape, strict=True)):
+                raise ValueError("min_shape exceeds a fixed axis of shape")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError("range is [min, max] with min <= max")
+        return self
 
 
 class ShorterSide(Strict):

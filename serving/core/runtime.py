@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from serving.core.config import ModelConfig, TensorSpec
 from serving.core.datatypes import ORT_TO_V2, V2_TO_NUMPY
@@ -21,6 +22,14 @@ _WARMUP_DYNAMIC_DIM = 64  # stand-in for dynamic non-batch axes (e.g. image heig
 
 class ModelLoadError(RuntimeError):
     """The ONNX file is missing, corrupt, or disagrees with its config."""
+
+
+class RejectedInput(ValueError):
+    """ONNX Runtime refused the feeds (INVALID_ARGUMENT: a shape or value it cannot run).
+
+    Whether that is the client's fault depends on who built the tensors: the tensor endpoints
+    answer 400, task pipelines (which build tensors themselves) leave it a server error.
+    """
 
 
 def choose_providers(preferred: list[str]) -> list[str]:
@@ -63,7 +72,10 @@ class OnnxModel:
         )
 
     def run(self, feeds: Tensors) -> Tensors:
-        values = self.session.run(self._output_names, feeds)
+        try:
+            values = self.session.run(self._output_names, feeds)
+        except InvalidArgument as exc:
+            raise RejectedInput(str(exc).split("INVALID_ARGUMENT : ", 1)[-1]) from exc
         return dict(zip(self._output_names, values, strict=True))
 
     def run_rows(self, rows: list[Tensors]) -> list[Tensors]:
