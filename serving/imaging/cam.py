@@ -46,7 +46,6 @@ def upsample(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _row_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     """``(row, start, stop)`` for every horizontal run of True pixels."""
-    h, w = mask.shape
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     rows_s, cols_s = np.nonzero(edges == 1)
     _, cols_e = np.nonzero(edges == -1)
