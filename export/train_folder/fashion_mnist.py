@@ -14,23 +14,18 @@ import argparse
 import gzip
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
-from tqdm import tqdm
 
-from serving.core.config import load_config
-from serving.imaging.preprocess import ImagePreprocessor
+from export.train_folder.scoring import score
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 CLASSES = (
     "t-shirt_top", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "ankle_boot",
 )  # fmt: skip
-BATCH = 64
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -68,33 +63,8 @@ def write_folder(dest: Path, per_class: int | None) -> None:
 
 
 def evaluate(folder: Path, threads: int) -> dict[str, object]:
-    config = load_config(folder / "config.yaml")
-    assert config.preprocess is not None
-    prep = ImagePreprocessor(config.preprocess, max_pixels=10_000_000)
-    names = (folder / "labels.txt").read_text().split()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        str(folder / "1" / "model.onnx"), options, providers=["CPUExecutionProvider"]
-    )
     images, labels = load("test")
-    expected = np.array([names.index(CLASSES[i]) for i in labels])
-    started, predicted = time.perf_counter(), []
-    for start in tqdm(range(0, len(images), BATCH), desc="test set", unit="batch"):
-        pixels = np.stack([prep(png(im)).tensor for im in images[start : start + BATCH]])
-        (logits,) = session.run(["logits"], {"pixels": pixels})
-        predicted.append(logits.argmax(axis=1))
-    seconds = time.perf_counter() - started
-    hits = np.concatenate(predicted) == expected
-    return {
-        "model": config.name,
-        "test_images": len(images),
-        "test_accuracy": round(float(hits.mean()), 4),
-        "test_per_class_accuracy": {
-            CLASSES[c]: round(float(hits[labels == c].mean()), 4) for c in range(len(CLASSES))
-        },
-        "evaluate_seconds": round(seconds, 1),
-    }
+    return score(folder, [png(im) for im in images], [CLASSES[i] for i in labels], threads)
 
 
 def main(argv: list[str] | None = None) -> None:
