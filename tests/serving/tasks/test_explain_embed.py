@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -102,3 +103,36 @@ def test_embed_through_v2_features_output(server: LiveServer, photos: dict[str, 
     np.testing.assert_allclose(features, fmap.mean(axis=1), atol=1e-4)
     via_embed = post(server, "/v1/embed", photos["coffee"]).json()["results"][0]["embedding"]
     np.testing.assert_allclose(features / np.linalg.norm(features), via_embed, atol=1e-5)
+
+
+def copy_model(store: Path, name: str, drop: tuple[str, ...] = ()) -> Path:
+    """The shipped MobileNetV2 under another name (ONNX linked, not copied)."""
+    source = MODEL_STORE / "mobilenet_v2"
+    folder = store / name
+    (folder / "1").mkdir(parents=True)
+    (folder / "1" / "model.onnx").symlink_to(source / "1" / "model.onnx")
+    for side in ("labels.txt", "classifier.npy"):
+        (folder / side).symlink_to(source / side)
+    config = yaml.safe_load((source / "config.yaml").read_text())
+    config.update(name=name, default_for_task=False)
+    for key in drop:
+        config.pop(key)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def test_models_without_or_with_unfit_explain_data(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    copy_model(tmp_path, "plain", drop=("embedding", "explain"))
+    bad = copy_model(tmp_path, "bad_weights")
+    (bad / "classifier.npy").unlink()
+    np.save(bad / "classifier.npy", np.zeros((10, 1280), np.float32))
+    with LiveServer(tmp_path) as srv:
+        r = post(srv, "/v1/embed", photos["coffee"], model="plain")
+        assert r.status_code == 400 and r.json()["code"] == "embedding_unsupported"
+        r = post(srv, "/v1/classify", photos["coffee"], model="plain", explain="cam")
+        assert r.status_code == 400 and r.json()["code"] == "explain_unsupported"
+        assert post(srv, "/v1/classify", photos["coffee"], model="plain").status_code == 200
+        info = httpx.get(srv.url + "/v1/models/bad_weights", timeout=10).json()
+        assert info["state"] == "failed" and "classifier.npy" in info["reason"]
