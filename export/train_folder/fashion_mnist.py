@@ -2,10 +2,11 @@
 to train on, and the official test set scored through the exported model.
 
     python -m export.train_folder.fashion_mnist folder DEST [--per-class N]
-    python -m export.train_folder.fashion_mnist evaluate MODEL_FOLDER [--json OUT]
+    python -m export.train_folder.fashion_mnist evaluate MODEL_FOLDER [--json OUT] [--record]
 
 ``evaluate`` scores the 10,000 test images with the model folder exactly as the server would:
 PNG bytes through the config's preprocessing, then ONNX Runtime, top-1 against the labels.
+``--record`` writes the result into the model card, with the whole rebuild recipe.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("model_folder", type=Path)
     score.add_argument("--threads", type=int, default=1)
     score.add_argument("--json", type=Path)
+    score.add_argument("--record", action="store_true", help="add the result to the model card")
+    score.add_argument("--train-command", default="", help="with --record: how it was trained")
     args = parser.parse_args(argv)
     if args.command == "folder":
         write_folder(args.dest, args.per_class)
@@ -85,6 +88,33 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        record(args.model_folder, result, args.train_command)
+
+
+def record(folder: Path, result: dict[str, object], train_command: str) -> None:
+    """Put the official test-set result and the full rebuild recipe into the card."""
+    import yaml
+
+    from export.store import write_config
+
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    card = config["card"]
+    card["metrics"]["fashion_mnist_test"] = result
+    card["reproduce"] = " && ".join(
+        [
+            "apt-get install -y dataset-fashion-mnist",
+            "python -m export.train_folder.fashion_mnist folder DATA --per-class 2000",
+            train_command or card["reproduce"],
+            f"python -m export.train_folder.fashion_mnist evaluate {folder} --record",
+        ]
+    )
+    card["training_data"] = (
+        "Fashion-MNIST (Xiao et al., 2017; MIT licence) from Debian's dataset-fashion-mnist: the "
+        "first 2000 training images of each class (20,000), 10% held out as val; scored on the "
+        f"official 10,000-image test set. {card['training_data']}"
+    )
+    write_config(folder, config)
 
 
 if __name__ == "__main__":
