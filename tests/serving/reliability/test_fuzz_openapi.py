@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, settings
 from tests.conftest import MODEL_STORE
 from tests.server import LiveServer
 
+# Designed answers above 499: a deadline the fuzzer set to ~0 ms, shedding, a model not ready.
+DESIGNED = {504: {"deadline_exceeded"}, 503: {"overloaded", "model_unavailable"}}
 MODELS = sorted(p.name for p in MODEL_STORE.iterdir() if (p / "config.yaml").is_file())
 
 
@@ -47,4 +49,7 @@ def test_no_server_errors(case: schemathesis.Case, live: LiveServer) -> None:
         seed = sum(map(ord, str(case.path_parameters)))
         case.path_parameters["name"] = MODELS[seed % len(MODELS)]
     response = case.call(base_url=live.url, timeout=30)
-    assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
+    if response.status_code >= 500:
+        designed = DESIGNED.get(response.status_code, set())
+        code = response.json().get("code") if response.text.startswith("{") else None
+        assert code in designed, (case.method, case.formatted_path, response.text[:300])
