@@ -39,10 +39,6 @@ class Unprocessable(FoveaError):
     status, code = 422, "validation_error"
 
 
-class Unauthorized(FoveaError):
-    status, code = 401, "unauthorized"
-
-
 class RequestTimeout(FoveaError):
     """The client sent its request too slowly; the connection is closed after the answer."""
 
