@@ -204,6 +204,12 @@ class Batching(Strict):
     )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows admitted and not yet answered (decoding, queued, running) before a "
+        "request is refused with 503 at the door; max_queue_size if unset",
+    )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"
     )
@@ -215,6 +221,10 @@ class Batching(Strict):
             raise ValueError(f"preferred_batch_sizes {bad} outside 1..max_batch_size")
         return self
 
+    @property
+    def admission_limit(self) -> int:
+        return self.max_in_flight or self.max_queue_size
+
 
 class Runtime(Strict):
     providers: list[str] = Field(
@@ -222,7 +232,7 @@ class Runtime(Strict):
         description="in order of preference; those not installed are skipped",
     )
     instances: int = Field(default=1, ge=1, description="concurrent ONNX Runtime runs")
-    intra_op_threads: int = Field(default=0, ge=0, description="0 lets ONNX Runtime decide")
+    intra_op_threads: int = Field(default=0, ge=0, description="0: the server's thread budget")
     allow_spinning: bool = Field(
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )

@@ -9,7 +9,6 @@ unchanged versions keep running, so a version can be added without a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.core.admission import Admission
 from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
 from serving.core.metrics import BatchRecorder, Metrics
@@ -48,6 +48,7 @@ class ModelVersion:
     batcher: DynamicBatcher[Tensors, Tensors]
     recorder: BatchRecorder
     file_stamp: tuple[int, int]
+    admission: Admission
     pipeline: Any = None
 
     async def infer(self, rows: Sequence[Tensors], *, timeout_s: float | None) -> list[Tensors]:
@@ -89,6 +90,7 @@ class ModelRepository:
         self._pipelines = pipelines
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._intra_op_threads = settings.thread_budget().intra_op_threads
 
     # -- queries ---------------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -221,7 +223,7 @@ class ModelRepository:
         self, config: ModelConfig, number: int, path: Path, stamp: tuple[int, int]
     ) -> ModelVersion:
         def build() -> OnnxModel:
-            model = OnnxModel(path, config)
+            model = OnnxModel(path, config, default_threads=self._intra_op_threads)
             model.warmup()
             return model
 
@@ -238,8 +240,12 @@ class ModelRepository:
         batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(
             model.run_rows, policy, name=f"{config.name}/{number}", observer=recorder
         )
+        rejected = self.metrics.rejected.labels(config.name, str(number))
+        admission = Admission(
+            b.admission_limit, name=f"{config.name}/{number}", on_reject=rejected.inc
+        )
         version = ModelVersion(
-            config.name, number, path.parent, config, model, batcher, recorder, stamp
+            config.name, number, path.parent, config, model, batcher, recorder, stamp, admission
         )
         factory = self._pipelines.get(config.task)
         try:
@@ -249,16 +255,17 @@ class ModelRepository:
         except Exception:
             await batcher.close(drain_timeout_s=0)
             raise
-        self.metrics.queue_depth.labels(config.name, str(number)).set_function(
-            lambda: batcher.queue_depth
-        )
+        labels = (config.name, str(number))
+        self.metrics.track(self.metrics.queue_depth, labels, lambda: batcher.queue_depth)
+        self.metrics.track(self.metrics.in_flight, labels, lambda: admission.in_flight)
         return version
 
     async def _close(self, versions: list[ModelVersion]) -> None:
         for v in versions:
             await v.batcher.close(drain_timeout_s=self.settings.graceful_shutdown_s)
-            with contextlib.suppress(KeyError):  # never registered if the load failed early
-                self.metrics.queue_depth.remove(v.name, str(v.version))
+            labels = (v.name, str(v.version))
+            self.metrics.untrack(self.metrics.queue_depth, labels)
+            self.metrics.untrack(self.metrics.in_flight, labels)
 
 
 def _parse_version(version: int | str) -> int:

@@ -34,13 +34,15 @@ def choose_providers(preferred: list[str]) -> list[str]:
 class OnnxModel:
     """One model version's session, with rows-in/rows-out batch execution for the batcher."""
 
-    def __init__(self, path: Path, config: ModelConfig) -> None:
+    def __init__(self, path: Path, config: ModelConfig, *, default_threads: int = 0) -> None:
+        """``default_threads``: intra-op threads when the config leaves them at 0 (the server's
+        thread budget); 0 here too lets ONNX Runtime use every core."""
         if not path.is_file():
             raise ModelLoadError(f"{path} does not exist")
         rt = config.runtime
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = rt.intra_op_threads
+        options.intra_op_num_threads = rt.intra_op_threads or default_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry(
