@@ -237,6 +237,15 @@ class Runtime(Strict):
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    provider_options: dict[str, dict[str, str | int]] = Field(
+        default_factory=dict,
+        description="per provider, merged over the server's defaults (e.g. CUDA's device_id)",
+    )
+    io_binding: bool | None = Field(
+        default=None,
+        description="bind inputs/outputs explicitly (one host-device copy each way); "
+        "unset: on for GPU providers, off on CPU",
+    )
 
 
 class Card(Strict):
