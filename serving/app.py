@@ -14,6 +14,7 @@ from prometheus_client import multiprocess
 
 from serving import __version__
 from serving.core.fleet import ControlLog, Fleet
+from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
 from serving.http import caption, classify, detect, faces, health, models, segment, v2, vqa
@@ -50,8 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await repo.load_all(settings.load_models)
             await fleet.start()  # replay admin operations the other workers already applied
             app.state.loaded.set()
-            while control is not None:  # other workers' scrapes read our sampled gauges
-                metrics.sample_gauges()
+            trimmer = IdleTrimmer()
+            while True:  # housekeeping, once a second
+                if control is not None:  # other workers' scrapes read our sampled gauges
+                    metrics.sample_gauges()
+                trimmer.tick(busy=repo.rows_in_flight() > 0)
                 await asyncio.sleep(1.0)
 
         # Load in the background: the port opens at once and /readyz reports progress.

@@ -134,6 +134,14 @@ class ModelRepository:
         chosen = next((e for e in ready if e.config and e.config.default_for_task), ready[0])
         return self.get(chosen.name, version)
 
+    def rows_in_flight(self) -> int:
+        """Rows admitted or queued and not yet answered, over every loaded version."""
+        return sum(
+            v.admission.in_flight + v.batcher.queue_depth + v.batcher.in_flight
+            for e in self.entries()
+            for v in e.versions.values()
+        )
+
     def all_ready(self) -> bool:
         return all(e.state in (State.READY, State.FAILED, State.UNLOADED) for e in self.entries())
 
