@@ -229,6 +229,18 @@ class TextInput(Strict):
     max_length: int = Field(gt=0, description="longer texts are rejected with 400")
 
 
+class ImageEncoder(Strict):
+    """The image half of a model split in two (one image, many questions: one backbone pass).
+
+    ``model`` (another model in the store, with the ``preprocess`` for the image) maps pixels
+    to ``output``; this model receives that tensor as its input ``input``.
+    """
+
+    model: str
+    output: str
+    input: str
+
+
 class Batching(Strict):
     max_batch_size: int = Field(default=8, ge=1, description="rows per ONNX Runtime call")
     max_queue_delay_ms: float = Field(
@@ -302,6 +314,7 @@ class ModelConfig(Strict):
     outputs: list[TensorSpec] = Field(min_length=1)
     preprocess: Preprocess | None = None
     text: TextInput | None = None
+    image_encoder: ImageEncoder | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
     batching: Batching = Batching()
     runtime: Runtime = Runtime()
@@ -317,6 +330,8 @@ class ModelConfig(Strict):
             missing = {self.text.input, self.text.lengths_input or self.text.input} - inputs
             if missing:
                 raise ValueError(f"text inputs {sorted(missing)} are not among inputs")
+        if self.image_encoder is not None and self.image_encoder.input not in inputs:
+            raise ValueError(f"image_encoder.input {self.image_encoder.input!r} is not an input")
         for attr in ("output", "boxes_output", "scores_output"):
             out = getattr(self.postprocess, attr, None)
             if out is not None and out not in outputs:
