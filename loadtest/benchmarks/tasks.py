@@ -12,7 +12,8 @@ photos, multipart uploads):
   and no load-generator process, at the same concurrency.
 
 The ratio served / in-process is what the server around the task costs (or, above 1, what the
-worker processes gain). Prints the table; writes ``tasks.json`` under
+worker processes gain). Also drives ``/v1/caption`` at c=1 and c=8 (captions/s ratio: what
+step-level batching and the workers give together). Prints the table; writes ``tasks.json`` under
 ``loadtest/results/<date>-<machine>/``.
 """
 
@@ -109,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             served[task] = srv.drive(url, str(args.concurrency), args.seconds,
                                      Path(tmp) / f"{task}.json", warmup=args.warmup,
                                      extra=["--workload", task, "--timeout", "60"])[0]
+        print("== served caption at c=1 and c=8 (step-level batching)", flush=True)
+        one, eight = srv.drive(url, "1,8", args.seconds, Path(tmp) / "caption-scaling.json",
+                               warmup=args.warmup, extra=["--workload", "caption"])
     local = asyncio.run(in_process(tasks, args.concurrency, args.seconds, args.warmup))
     rows = []
     for task in tasks:
@@ -122,11 +126,15 @@ def main(argv: list[str] | None = None) -> int:
           f"cores (load avg at start {info['load_avg_at_start'][0]:.2f})")
     text = format_table(["task", "served req/s", "in-process req/s", "served/in-process",
                          "served p99 ms", "in-process p99 ms", "errors"], rows)
+    scaling = eight["req_s"] / one["req_s"] if one["req_s"] else None
+    text += (f"\ncaptions/s served: c=1 {one['req_s']:.1f}, c=8 {eight['req_s']:.1f}, "
+             f"c=8 / c=1 = {srv.fmt(scaling, '.2f')}")
     print(text)
     folder = srv.results_dir(args.out, args.machine)
     (folder / "tasks.json").write_text(json.dumps(
         {"machine": info, "concurrency": args.concurrency, "seconds": args.seconds,
-         "served": served, "in_process": local}, indent=2))
+         "served": served, "in_process": local,
+         "caption_scaling": {"c1": one, "c8": eight, "ratio": scaling}}, indent=2))
     (folder / "tasks.txt").write_text(text + "\n")
     print(f"wrote {folder / 'tasks.json'}")
     return 0
