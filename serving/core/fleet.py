@@ -53,6 +53,9 @@ class ControlLog:
                 fcntl.flock(f, fcntl.LOCK_UN)
         return seq
 
+    def size(self) -> int:
+        return self.path.stat().st_size
+
     def read_after(self, seq: int) -> list[dict]:
         with self.path.open(encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_SH)
@@ -99,6 +102,7 @@ class Fleet:
         self._ack_timeout_s = ack_timeout_s
         self._pid = os.getpid()
         self._applied = 0
+        self._seen_size = -1  # log size at the last read: polling reads nothing when unchanged
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -140,6 +144,10 @@ class Fleet:
 
     async def _catch_up(self, *, replay_own: bool) -> None:
         assert self._control is not None
+        size = self._control.size()
+        if size == self._seen_size:
+            return
+        self._seen_size = size
         for entry in self._control.read_after(self._applied):
             if replay_own or entry["origin"] != self._pid:
                 try:
