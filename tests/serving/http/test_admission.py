@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, monkeypatch) -> None:
             for _ in range(200):  # both admitted and blocked in the decoder
                 if len(started) == 2:
                     break
-                threading.Event().wait(0.05)
+                time.sleep(0.05)
             assert len(started) == 2
             refused = post()
             assert refused.status_code == 503
