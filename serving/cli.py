@@ -18,6 +18,8 @@ from serving.settings import Settings, configure_logging
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers is None and os.environ.get("FOVEA_WORKERS") == "auto":
+        args.workers = "auto"
     if args.workers == "auto":
         args.workers = args.cores or usable_cores()
     overrides = {
