@@ -91,7 +91,7 @@ def test_json_body_with_many_unknown_keys_is_refused_early(
 
 
 def test_text_that_is_not_utf8_is_refused(photos: dict[str, bytes]) -> None:
-    with LiveServer(MODEL_STORE, load_models=["vqa"]) as srv:
+    with LiveServer(MODEL_STORE, load_models=["vqa", "vqa_encoder"]) as srv:
         url = srv.url + "/v1/vqa"
         files = {"image": ("shape.jpg", photos["coffee"], "image/jpeg")}
         good = httpx.post(url, files=files, data={"question": "what colour is the shape?"})

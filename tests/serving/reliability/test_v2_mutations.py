@@ -21,9 +21,8 @@ from tests.server import LiveServer
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LiveServer]:
-    with LiveServer(
-        MODEL_STORE, load_models=["mtcnn", "mtcnn_rnet", "mtcnn_onet", "captioner_decoder", "vqa"]
-    ) as server:
+    models = ["mtcnn", "mtcnn_rnet", "mtcnn_onet", "captioner_decoder", "vqa", "vqa_encoder"]
+    with LiveServer(MODEL_STORE, load_models=models) as server:
         yield server
 
 
@@ -44,7 +43,7 @@ def decoder_inputs(token: Any, datatype: str = "INT64") -> list[dict[str, Any]]:
 
 def vqa_inputs(tokens: list[Any], length: Any) -> list[dict[str, Any]]:
     return [
-        tensor("pixels", "FP32", [1, 3, 224, 224], [0.0] * 3 * 224 * 224),
+        tensor("image_vector", "FP32", [1, 1280], [0.0] * 1280),
         tensor("tokens", "INT64", [1, 16], tokens),
         tensor("lengths", "INT64", [1], [length]),
     ]
