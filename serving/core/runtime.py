@@ -56,6 +56,7 @@ class OnnxModel:
         self.config = config
         self.providers: list[str] = self.session.get_providers()
         self._output_names = [o.name for o in config.outputs]
+        self.batched = config.batching.batched
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
         _check_io(
             self.session.get_outputs(), config.outputs, "output", config.batching.max_batch_size
@@ -69,8 +70,10 @@ class OnnxModel:
         """Stack rows (tensors without the batch axis) into batches, run, split the outputs.
 
         Rows whose shapes differ (dynamic spatial axes) cannot share a tensor, so they run as
-        separate groups, each still batched.
+        separate groups, each still batched. A model without a batch axis runs each row as is.
         """
+        if not self.batched:
+            return [self.run(row) for row in rows]
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
@@ -84,15 +87,23 @@ class OnnxModel:
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
+        if not self.batched:
+            self.run(
+                {spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs}
+            )
+            return
         for size in self.config.runtime.warmup_batch_sizes:
             size = min(size, self.config.batching.max_batch_size)
-            feeds = {spec.name: _zeros(spec, size) for spec in self.config.inputs}
+            feeds = {
+                spec.name: _zeros(spec.shape[1:], size, spec.datatype)
+                for spec in self.config.inputs
+            }
             self.run(feeds)
 
 
-def _zeros(spec: TensorSpec, batch: int) -> np.ndarray:
-    dims = [batch] + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in spec.shape[1:]]
-    return np.zeros(dims, dtype=V2_TO_NUMPY[spec.datatype])
+def _zeros(shape: list[int], batch: int | None, datatype: str) -> np.ndarray:
+    dims = ([] if batch is None else [batch]) + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in shape]
+    return np.zeros(dims, dtype=V2_TO_NUMPY[datatype])
 
 
 def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: int) -> None:
@@ -115,12 +126,15 @@ def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: in
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: model rank {len(shape)} ({shape}), config {spec.shape}"
             )
-        if max_batch > 1 and isinstance(shape[0], int):
+        if max_batch > 1 and isinstance(shape[0], int) and shape[0] > 0:
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: batch axis is fixed to {shape[0]} but max_batch_size is "
                 f"{max_batch}; export with a dynamic batch axis"
             )
-        for axis, (have, need) in enumerate(zip(shape[1:], spec.shape[1:], strict=True), 1):
+        first = 1 if max_batch > 0 else 0  # max_batch_size 0: every axis is the model's own
+        for axis, (have, need) in enumerate(
+            zip(shape[first:], spec.shape[first:], strict=True), first
+        ):
             if need > 0 and isinstance(have, int) and have != need:
                 raise ModelLoadError(
                     f"{kind} {spec.name!r}: axis {axis} is {have} in the model, {need} in config"

@@ -58,7 +58,9 @@ class ImagePreprocessor:
         return PreparedImage(tensor=self.to_tensor(np.asarray(img)), geometry=geometry)
 
     def to_tensor(self, pixels: np.ndarray) -> np.ndarray:
-        """HWC uint8 RGB -> the model's layout and dtype, normalised."""
+        """HWC uint8 RGB -> the model's channel order, layout and dtype, normalised."""
+        if self.config.channel_order == "BGR":
+            pixels = pixels[..., ::-1]
         if self.config.datatype == "UINT8":
             out = pixels
         else:
