@@ -57,6 +57,7 @@ class OnnxModel:
         self.providers: list[str] = self.session.get_providers()
         self._output_names = [o.name for o in config.outputs]
         self.batched = config.batching.batched
+        self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
         _check_io(
             self.session.get_outputs(), config.outputs, "output", config.batching.max_batch_size
@@ -73,7 +74,7 @@ class OnnxModel:
         separate groups, each still batched. A model without a batch axis runs each row as is.
         """
         if not self.batched:
-            return [self.run(row) for row in rows]
+            return [self.run(self._full_rank(row)) for row in rows]
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
@@ -84,6 +85,14 @@ class OnnxModel:
             for j, i in enumerate(indices):
                 results[i] = {name: value[j] for name, value in outputs.items()}
         return results
+
+    def _full_rank(self, row: Tensors) -> Tensors:
+        """A model without a batch axis may still want a leading axis of one (``[1, 3, H, W]``
+        inputs of torchvision detectors): add it to row tensors that lack it."""
+        return {
+            k: v.reshape((1,) * (self._ranks[k] - v.ndim) + v.shape) if k in self._ranks else v
+            for k, v in row.items()
+        }
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
