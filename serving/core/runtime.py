@@ -58,6 +58,7 @@ class OnnxModel:
         self._output_names = [o.name for o in config.outputs]
         self.batched = config.batching.batched
         self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
+        self.warmup_shapes: dict[str, list[int]] = {}  # per output, batch axis dropped
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
         _check_io(
             self.session.get_outputs(), config.outputs, "output", config.batching.max_batch_size
@@ -97,9 +98,10 @@ class OnnxModel:
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
         if not self.batched:
-            self.run(
-                {spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs}
-            )
+            feeds = {
+                spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs
+            }
+            self._observe(self.run(feeds))
             return
         for size in self.config.runtime.warmup_batch_sizes:
             size = min(size, self.config.batching.max_batch_size)
@@ -107,7 +109,13 @@ class OnnxModel:
                 spec.name: _zeros(spec.shape[1:], size, spec.datatype)
                 for spec in self.config.inputs
             }
-            self.run(feeds)
+            self._observe(self.run(feeds))
+
+    def _observe(self, outputs: Tensors) -> None:
+        """Keep the output shapes a real run produced: they resolve the config's dynamic axes,
+        so a task can check its output layout when the model loads."""
+        skip = 1 if self.batched else 0
+        self.warmup_shapes = {k: list(v.shape[skip:]) for k, v in outputs.items()}
 
 
 def _zeros(shape: list[int], batch: int | None, datatype: str) -> np.ndarray:

@@ -43,6 +43,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-range", choices=["0-1", "0-255"], help="what the model expects")
     p.add_argument("--bgr", action="store_true", help="the model takes BGR channel order")
     p.add_argument("--max-batch-size", type=int, help="rows per run (batchable models)")
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("WIDTH", "HEIGHT"),
+        help="resize images to this (letterbox for YOLO) instead of the model's own size",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the config, write nothing")
     p.add_argument("--force", action="store_true", help="replace an existing model's config")
     p.add_argument("--url", help="a running server to hot-load the model into")
@@ -79,6 +86,7 @@ def _add(args: argparse.Namespace, argv: list[str]) -> int:
         pixel_range=args.pixel_range,
         bgr=args.bgr,
         max_batch_size=args.max_batch_size,
+        size=tuple(args.size) if args.size else None,
     )
     config, names = propose(graph, choices, _card(path, graph, argv))
     outcome = validate(config, path, names)

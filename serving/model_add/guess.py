@@ -53,6 +53,7 @@ class Choices:
     pixel_range: str | None = None  # "0-1" or "0-255"
     bgr: bool = False
     max_batch_size: int | None = None
+    size: tuple[int, int] | None = None  # (width, height) to resize to, for dynamic inputs
 
 
 def propose(
@@ -119,9 +120,13 @@ def _layout(image: Tensor) -> str:
     raise CannotInfer(f"input {image}: no axis of 3 colour channels first or last")
 
 
+def _hw(image: Tensor) -> list[int]:
+    return image.shape[-2:] if _layout(image) == "NCHW" else image.shape[-3:-1]
+
+
 def _spatial(graph: Graph, image: Tensor) -> tuple[int, int] | None:
     """The fixed (width, height) the model takes, if any."""
-    h, w = image.shape[-2:] if _layout(image) == "NCHW" else image.shape[-3:-1]
+    h, w = _hw(image)
     if h > 0 and w > 0:
         return w, h
     return graph.image_size
@@ -245,8 +250,8 @@ def _output_roles(graph: Graph, fmt: str) -> dict[str, str]:
 
 
 def _preprocess(graph: Graph, image: Tensor, fmt: str, choices: Choices) -> dict[str, Any]:
-    size = _spatial(graph, image)
-    dynamic = size is None or image.shape[-1] == -1 or image.shape[-2] == -1
+    size = choices.size or _spatial(graph, image)
+    dynamic = choices.size is None and (size is None or -1 in _hw(image))
     resize: dict[str, Any] | None
     crop = None
     if fmt in ("yolov8", "yolov5"):

@@ -72,9 +72,12 @@ class DetectionPipeline(ImagePipeline):
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
         super().__init__(version, settings, pool)
         self.labels = self.side_file_lines(self.post.labels)
-        batched = version.config.batching.batched
-        shapes = {o.name: o.shape[1:] if batched else o.shape for o in version.config.outputs}
-        check_layout(self.post, shapes, len(self.labels))  # a mismatch fails the model, saying why
+        # the shapes a warm-up run produced (else the config's): a layout that does not fit the
+        # format fails the model, saying what was found and expected
+        skip = 1 if version.config.batching.batched else 0
+        shapes = {o.name: o.shape[skip:] for o in version.config.outputs}
+        shapes.update(version.model.warmup_shapes)
+        check_layout(self.post, shapes, len(self.labels))
         self.colours = palette(len(self.labels), background=None)
 
     def option_defaults(self) -> dict[str, Any]:

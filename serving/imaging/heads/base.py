@@ -54,8 +54,8 @@ def require(name: str, shape: list[int], pattern: list[int | None], expected: st
         want is None or have in (-1, want) for have, want in zip(trimmed, pattern, strict=True)
     )
     if not fits:
-        wanted = ["*" if w is None else w for w in pattern]
-        raise LayoutError(f"output {name!r} has shape {shape}, expected {wanted} ({expected})")
+        wanted = ", ".join("*" if w is None else str(w) for w in pattern)
+        raise LayoutError(f"output {name!r} has shape {shape}, expected [{wanted}] ({expected})")
 
 
 def finish(

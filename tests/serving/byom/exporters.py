@@ -120,11 +120,13 @@ def faster_rcnn(image: torch.Tensor) -> nn.Module:
     return model
 
 
-def export_detector(model: nn.Module, name: str) -> Path:
-    """torchvision detectors take a list of [3, H, W] images: no batch axis, any size."""
+def export_detector(model: nn.Module, name: str, height: int, width: int) -> Path:
+    """torchvision detectors take a list of [3, H, W] images: no batch axis, any size. The
+    TorchScript exporter bakes size-dependent constants into two-stage detectors (Faster
+    R-CNN's RoI level mapping), so they are exact only at the example's size: serve them at it."""
     return export(
         model,
-        ([torch.rand(3, 240, 320)],),
+        ([torch.rand(3, height, width)],),
         cache_dir() / f"{name}.onnx",
         input_names=["image"],
         output_names=["boxes", "labels", "scores"],  # the order of torchvision's result dict
@@ -256,7 +258,8 @@ def yolov8n(image: torch.Tensor, size: int = 320) -> tuple[nn.Module, Path]:
     yolo.model.names = {0: "circle", 1: "square", 2: "star"}
     net = yolo.model.eval()
     head = net.model[-1]
-    calibrate(net, [(seq[-1], 2.0) for seq in head.cv3], lambda: net(image))
+    square = nn.functional.interpolate(image, size=(size, size), mode="bilinear")  # stride 32
+    calibrate(net, [(seq[-1], 2.0) for seq in head.cv3], lambda: net(square))
     with torch.no_grad():
         for seq in head.cv3:
             seq[-1].bias.fill_(-2.0)
