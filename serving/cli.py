@@ -1,5 +1,5 @@
-"""The ``fovea`` command: ``serve`` here; ``export`` and ``loadtest`` load their packages lazily
-so that serving never imports torch or the load generator."""
+"""The ``fovea`` command: ``serve`` here; ``export``, ``train`` and ``loadtest`` load their
+packages lazily so that serving never imports torch or the load generator."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from serving.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from serving.app import create_app
+    from serving.server import serve
 
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
@@ -25,14 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        access_log=False,
-    )
+    serve(create_app(settings), settings)
     return 0
 
 
@@ -54,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return _models(argv[1:])
     if argv and argv[0] == "export":
         return _delegate("export.cli", argv[1:])
+    if argv and argv[0] == "train":
+        return _delegate("export.train_folder.cli", argv[1:])
     if argv and argv[0] == "loadtest":
         return _delegate("loadtest.cli", argv[1:])
     parser = argparse.ArgumentParser(
@@ -61,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("export", help="train/export models into the model store (needs torch)")
+    sub.add_parser("train", help="train a classifier from a folder of images (needs torch)")
     sub.add_parser("loadtest", help="load-test a running server")
     sub.add_parser("models", help="models add MODEL.onnx: write a model's config from the file")
     serve = sub.add_parser("serve", help="serve the model store over HTTP")
