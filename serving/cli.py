@@ -64,8 +64,18 @@ def _delegate(module: str, argv: list[str]) -> int:
     return int(importlib.import_module(module).main(argv) or 0)
 
 
+def _models(argv: list[str]) -> int:
+    """``fovea models add MODEL.onnx``: no torch, only what serving already imports."""
+    if argv[:1] == ["add"]:
+        return _delegate("serving.model_add", argv[1:])
+    print("usage: fovea models add MODEL.onnx [options]  (see fovea models add --help)")
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "models":
+        return _models(argv[1:])
     if argv and argv[0] == "export":
         return _delegate("export.cli", argv[1:])
     if argv and argv[0] == "train":
@@ -79,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("export", help="train/export models into the model store (needs torch)")
     sub.add_parser("train", help="train a classifier from a folder of images (needs torch)")
     sub.add_parser("loadtest", help="load-test a running server")
+    sub.add_parser("models", help="models add MODEL.onnx: write a model's config from the file")
     serve = sub.add_parser("serve", help="serve the model store over HTTP")
     serve.add_argument("--host", help="bind address (FOVEA_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (FOVEA_PORT; default 8000)")

@@ -96,6 +96,9 @@ class OnnxModel:
         self._output_names = [o.name for o in config.outputs]
         on_gpu = self.providers[0] in _GPU_PROVIDERS
         self.io_binding = on_gpu if rt.io_binding is None else rt.io_binding
+        self.batched = config.batching.batched
+        self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
+        self.warmup_shapes: dict[str, list[int]] = {}  # per output, batch axis dropped
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
         _check_io(
             self.session.get_outputs(), config.outputs, "output", config.batching.max_batch_size
@@ -122,14 +125,41 @@ class OnnxModel:
         return dict(zip(self._output_names, values, strict=True))
 
     def run_rows(self, rows: list[Tensors]) -> list[Tensors]:
+        """Stack rows (tensors without the batch axis) into batches, run, split the outputs;
+        a model without a batch axis runs each row as is."""
+        if not self.batched:
+            return [self.run(self._full_rank(row)) for row in rows]
         return run_rows(self.run, rows)
+
+    def _full_rank(self, row: Tensors) -> Tensors:
+        """A model without a batch axis may still want a leading axis of one (``[1, 3, H, W]``
+        inputs of torchvision detectors): add it to row tensors that lack it."""
+        return {
+            k: v.reshape((1,) * (self._ranks[k] - v.ndim) + v.shape) if k in self._ranks else v
+            for k, v in row.items()
+        }
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
+        if not self.batched:
+            feeds = {
+                spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs
+            }
+            self._observe(self.run(feeds))
+            return
         for size in self.config.runtime.warmup_batch_sizes:
             size = min(size, self.config.batching.max_batch_size)
-            feeds = {spec.name: _zeros(spec, size) for spec in self.config.inputs}
-            self.run(feeds)
+            feeds = {
+                spec.name: _zeros(spec.shape[1:], size, spec.datatype)
+                for spec in self.config.inputs
+            }
+            self._observe(self.run(feeds))
+
+    def _observe(self, outputs: Tensors) -> None:
+        """Keep the output shapes a real run produced: they resolve the config's dynamic axes,
+        so a task can check its output layout when the model loads."""
+        skip = 1 if self.batched else 0
+        self.warmup_shapes = {k: list(v.shape[skip:]) for k, v in outputs.items()}
 
 
 def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Tensors]:
@@ -150,9 +180,9 @@ def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Ten
     return results
 
 
-def _zeros(spec: TensorSpec, batch: int) -> np.ndarray:
-    dims = [batch] + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in spec.shape[1:]]
-    return np.zeros(dims, dtype=V2_TO_NUMPY[spec.datatype])
+def _zeros(shape: list[int], batch: int | None, datatype: str) -> np.ndarray:
+    dims = ([] if batch is None else [batch]) + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in shape]
+    return np.zeros(dims, dtype=V2_TO_NUMPY[datatype])
 
 
 def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: int) -> None:
@@ -175,12 +205,15 @@ def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: in
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: model rank {len(shape)} ({shape}), config {spec.shape}"
             )
-        if max_batch > 1 and isinstance(shape[0], int):
+        if max_batch > 1 and isinstance(shape[0], int) and shape[0] > 0:
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: batch axis is fixed to {shape[0]} but max_batch_size is "
                 f"{max_batch}; export with a dynamic batch axis"
             )
-        for axis, (have, need) in enumerate(zip(shape[1:], spec.shape[1:], strict=True), 1):
+        first = 1 if max_batch > 0 else 0  # max_batch_size 0: every axis is the model's own
+        for axis, (have, need) in enumerate(
+            zip(shape[first:], spec.shape[first:], strict=True), first
+        ):
             if need > 0 and isinstance(have, int) and have != need:
                 raise ModelLoadError(
                     f"{kind} {spec.name!r}: axis {axis} is {have} in the model, {need} in config"

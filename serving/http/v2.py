@@ -90,7 +90,8 @@ async def model_config(name: str, request: Request, version: str | None = None) 
     b = config.batching
 
     def tensor(t: Any) -> dict[str, Any]:
-        return {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": t.shape[1:]}
+        dims = t.shape[1:] if b.batched else t.shape  # Triton: dims exclude the batch axis
+        return {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": dims}
 
     return ORJSONResponse(
         {
@@ -151,7 +152,10 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
 async def _run(
     model: ModelVersion, inputs: dict[str, np.ndarray], deadline: Deadline
 ) -> dict[str, np.ndarray]:
-    """Split the request's batch into rows so they can share batches with other requests."""
+    """Split the request's batch into rows so they can share batches with other requests;
+    a model without a batch axis takes the request's tensors as its one row."""
+    if not model.config.batching.batched:
+        return (await model.infer([inputs], timeout_s=deadline.remaining_s()))[0]
     n = next(iter(inputs.values())).shape[0]
     if n > model.config.batching.max_queue_size:
         raise BadRequest(

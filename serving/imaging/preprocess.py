@@ -87,8 +87,16 @@ class ImagePreprocessor:
                 img, geometry = apply_center_crop(img, crop, geometry)
         return PreparedImage(tensor=self.to_tensor(np.asarray(img)), geometry=geometry)
 
+    def input_size(self, tensor: np.ndarray) -> tuple[int, int]:
+        """(width, height) of a tensor this preprocessor made."""
+        if self.config.layout == "NCHW":
+            return tensor.shape[-1], tensor.shape[-2]
+        return tensor.shape[-2], tensor.shape[-3]
+
     def to_tensor(self, pixels: np.ndarray) -> np.ndarray:
-        """HWC uint8 RGB -> the model's layout and dtype, normalised."""
+        """HWC uint8 RGB -> the model's channel order, layout and dtype, normalised."""
+        if self.config.channel_order == "BGR":
+            pixels = pixels[..., ::-1]
         if self.config.datatype == "UINT8":
             out = pixels.transpose(2, 0, 1) if self.config.layout == "NCHW" else pixels
             return np.ascontiguousarray(out)
