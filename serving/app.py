@@ -13,8 +13,11 @@ from fastapi import FastAPI
 from serving import __version__
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.http import caption, classify, detect, faces, health, models, segment, v2, vqa
+from serving.core.store import require_models
+from serving.http import caption, classify, detect, faces, health, models, segment, ui, v2, vqa
+from serving.http.access import AccessLog
 from serving.http.observe import RequestMetrics
+from serving.http.openapi import install_openapi
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.settings import Settings
 from serving.tasks import PIPELINES
@@ -28,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require_models(settings.model_store)  # a missing or empty store stops the start
         pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)
         app.state.repository = repo
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def load() -> None:
             await repo.load_all(settings.load_models)
             app.state.loaded.set()
+            log_summary(repo, settings)
 
         # Load in the background: the port opens at once and /readyz reports progress.
         loading = asyncio.create_task(load())
@@ -54,11 +59,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Batched ONNX Runtime inference for vision models.",
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        docs_url=None,  # served by serving.http.ui from local files, not a CDN
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2):
+    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2, ui):
         app.include_router(module.router)
+    install_openapi(app)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(AccessLog, enabled=settings.access_log)  # outermost: ids every response
     return app
+
+
+def log_summary(repo: ModelRepository, settings: Settings) -> None:
+    """One line an operator reads at start: how many models serve, and where to look next."""
+    entries = repo.entries()
+    ready = [e.name for e in entries if e.state.value == "ready"]
+    failed = [f"{e.name} ({e.reason})" for e in entries if e.state.value == "failed"]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    base = f"http://{host}:{settings.port}"
+    level = logging.WARNING if failed or not ready else logging.INFO
+    log.log(
+        level,
+        "%d/%d models ready, demo page at %s/ and docs at %s/docs%s",
+        len(ready),
+        len(entries),
+        base,
+        base,
+        f"; failed: {'; '.join(failed)}" if failed else "",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import logging.config
 import sys
 from pathlib import Path
 
@@ -16,22 +16,28 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.app import create_app
+    from serving.core.store import ModelStoreError, require_models
+    from serving.logs import logging_config
 
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    config = logging_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(config)
+    try:
+        require_models(settings.model_store)
+    except ModelStoreError as exc:  # one clear line, not a start-up traceback
+        logging.getLogger("serving.cli").error("%s", exc)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=config,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        access_log=False,
+        access_log=False,  # serving.http.access writes one line per request instead
     )
     return 0
 
@@ -62,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         help="model repository (FOVEA_MODEL_STORE; default ./model_store)",
     )
     serve.add_argument("--log-level", dest="log_level", help="FOVEA_LOG_LEVEL; default info")
+    serve.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=["plain", "json"],
+        help="FOVEA_LOG_FORMAT; default plain",
+    )
     serve.add_argument(
         "--decode-threads",
         dest="decode_threads",

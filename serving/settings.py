@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     model_store: Path = Path("model_store")
     log_level: str = "info"
+    log_format: Literal["plain", "json"] = Field(default="plain", description="log line format")
+    access_log: bool = Field(default=True, description="one log line per HTTP request")
     graceful_shutdown_s: float = Field(default=20.0, ge=0, description="drain window on SIGTERM")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="whole request body")
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="width x height per image")

@@ -1,0 +1,87 @@
+"""The demo page at ``/`` in a real (headless) Chromium against the real server and models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from serving.http.ui import STATIC
+from tests.conftest import MODEL_STORE
+from tests.server import LiveServer
+
+
+@pytest.fixture(scope="module")
+def site(browser) -> Iterator[LiveServer]:
+    with LiveServer(MODEL_STORE, load_models=["mobilenet_v2", "shapes_detector"]) as srv:
+        yield srv
+
+
+def _open(browser, site: LiveServer, task: str) -> WebDriverWait:
+    browser.get(site.url + "/")
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: "mobilenet_v2: ready" in d.find_element(By.ID, "model-list").text)
+    browser.find_element(By.CSS_SELECTOR, f"input[name=task][value='{task}']").click()
+    return wait
+
+
+def _upload(browser, wait: WebDriverWait, path: Path) -> None:
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    wait.until(ec.element_to_be_clickable((By.ID, "run")))
+
+
+def test_upload_chelsea_and_read_cat(browser, site: LiveServer, screenshot) -> None:
+    wait = _open(browser, site, "classify")
+    _upload(browser, wait, STATIC / "sample-chelsea.jpg")
+    browser.find_element(By.ID, "run").click()
+    labels = wait.until(ec.visibility_of_element_located((By.ID, "labels")))
+    first = labels.find_element(By.CSS_SELECTOR, "li .label").text
+    assert "cat" in first.lower(), labels.text
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+    screenshot("page-classify")
+
+
+def test_detection_draws_boxes_on_the_picture(browser, site: LiveServer, screenshot) -> None:
+    wait = _open(browser, site, "detect")
+    _upload(browser, wait, STATIC / "sample-scene.jpg")
+    browser.find_element(By.ID, "run").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "detections")))
+    last = browser.execute_script("return window.fovea.last")
+    assert last["task"] == "detect" and last["boxes"], last
+    assert len(last["boxes"]) == len(last["response"]["results"][0]["detections"])
+    # Read the canvas back: the left edge of each box is painted in that box's colour.
+    painted = browser.execute_script(
+        """
+        const ctx = document.getElementById('canvas-0').getContext('2d');
+        return window.fovea.last.boxes.map(b => {
+          ctx.fillStyle = b.stroke;  // normalises any CSS colour to #rrggbb
+          const want = ctx.fillStyle;
+          const [x1, y1, x2, y2] = b.box;
+          const p = ctx.getImageData(Math.floor(x1), Math.floor((y1 + y2) / 2), 1, 1).data;
+          const got = '#' + [p[0], p[1], p[2]].map(v => v.toString(16).padStart(2, '0')).join('');
+          return [want, got];
+        });
+        """
+    )
+    # The last box drawn is on top everywhere; earlier ones may be overdrawn where they cross.
+    want, got = painted[-1]
+    assert want == got, painted
+    assert sum(w == g for w, g in painted) >= len(painted) / 2, painted
+    screenshot("page-detect")
+
+
+def test_server_error_message_is_shown(browser, site: LiveServer, screenshot) -> None:
+    wait = _open(browser, site, "classify")
+    _upload(browser, wait, STATIC / "sample-chelsea.jpg")
+    top_k = browser.find_element(By.ID, "top-k")
+    top_k.clear()
+    top_k.send_keys("0")  # the server, not the page, refuses it: 422 validation_error
+    browser.find_element(By.ID, "run").click()
+    error = wait.until(ec.visibility_of_element_located((By.ID, "error")))
+    assert error.text.startswith("422: top_k:"), error.text
+    assert "validation_error" in error.text and "greater than or equal to 1" in error.text
+    screenshot("page-error")
