@@ -42,16 +42,28 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    return int(importlib.import_module(module).main(argv) or 0)
+def _delegate(command: str, argv: list[str]) -> int:
+    """Run ``fovea <command>`` from its package; a missing optional dependency is one clear line
+    naming the extra that brings it, not a traceback."""
+    try:
+        module = importlib.import_module(f"{command}.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] in (command, "serving"):
+            raise
+        print(
+            f"fovea {command} needs the '{command}' extra ({exc.name} is not installed): "
+            f"pip install '.[{command}]' in a clone of the repository, or "
+            f"pip install 'fovea[{command}]'",
+            file=sys.stderr,
+        )
+        return 2
+    return int(module.main(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "export":
-        return _delegate("export.cli", argv[1:])
-    if argv and argv[0] == "loadtest":
-        return _delegate("loadtest.cli", argv[1:])
+    if argv and argv[0] in ("export", "loadtest"):
+        return _delegate(argv[0], argv[1:])
     parser = argparse.ArgumentParser(
         prog="fovea", description="Fovea: batched ONNX Runtime inference for vision models."
     )

@@ -65,3 +65,18 @@ def test_json_logs_one_timestamp_format_summary_and_request_id(tmp_path: Path) -
     access = [d for d in lines if d["logger"] == "fovea.access" and d["request_id"] == "cli-1"]
     assert len(access) == 1
     assert (access[0]["status"], access[0]["path"]) == (404, "/v1/models/nope")
+
+
+def test_loadtest_without_its_extra_names_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['aiohttp'] = None  # as if not installed\n"
+        "from serving.cli import main\n"
+        "sys.exit(main(['loadtest', '--help']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install '.[loadtest]'" in proc.stderr and "aiohttp" in proc.stderr
+    assert "Traceback" not in proc.stderr
