@@ -108,6 +108,7 @@ async function loadModels() {
   );
   list.classList.remove("muted");
   fillModelChoice();
+  updateCamOption();
   if (state.models.some((m) => m.state === "loading")) setTimeout(loadModels, 1000);
 }
 
@@ -121,6 +122,11 @@ function fillModelChoice() {
     ...ready.map((m) => el("option", { value: m.name }, m.name)),
   );
   if (ready.some((m) => m.name === keep)) select.value = keep;
+}
+
+// The CAM switch shows only for a classifier whose config says it can explain itself.
+function updateCamOption() {
+  $("#cam-option").hidden = !(currentTask() === "classify" && chosenModel()?.config?.explain);
 }
 
 function chosenModel() {
@@ -293,13 +299,15 @@ function drawPng(ctx, b64, alpha, transparentBlack) {
   });
 }
 
-// A class activation map, if the classifier sent one: a base64 PNG heat map, or a grid of
-// values in [0, 1], stretched over the photo; an optional box around the hottest region.
+// A class activation map, if the classifier sent one. A PNG overlay (the map already blended
+// over the photo by the server) replaces the picture; a bare grid is drawn only where the
+// server says it lies (``region``: the model's crop in original pixels), since a centre-cropping
+// model never saw the borders; the box around the evidence is outlined.
 async function drawCam(ctx, cam) {
   if (!cam) return false;
-  const png = cam.png || cam.heatmap_png || cam.image_png;
-  if (png) await drawPng(ctx, png, 0.45, false);
-  else if (Array.isArray(cam.grid) && cam.grid.length) {
+  const png = cam.overlay_png || cam.png || cam.rendered_png;
+  if (png) await drawPng(ctx, png, 1, false);
+  else if (Array.isArray(cam.grid) && cam.grid.length && Array.isArray(cam.region)) {
     const rows = cam.grid.length;
     const cols = cam.grid[0].length;
     const off = el("canvas");
@@ -312,13 +320,14 @@ async function drawCam(ctx, cam) {
       data.data.set([255 * t, 255 * (1 - Math.abs(2 * t - 1)), 255 * (1 - t), 255], 4 * i);
     });
     octx.putImageData(data, 0, 0);
+    const [x1, y1, x2, y2] = cam.region;
     ctx.globalAlpha = 0.45;
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(off, 0, 0, ctx.canvas.width, ctx.canvas.height);
+    ctx.drawImage(off, x1, y1, x2 - x1, y2 - y1);
     ctx.globalAlpha = 1;
   }
-  if (Array.isArray(cam.box)) drawBox(ctx, cam.box, "attention", "#ff0");
-  return Boolean(png || cam.grid || cam.box);
+  if (Array.isArray(cam.box)) drawBox(ctx, cam.box, "evidence", "#ff0");
+  return Boolean(png || cam.box);
 }
 
 function scoreList(items, textOf, valueOf) {
@@ -480,7 +489,7 @@ function query(task) {
   const k = $("#top-k").value;
   if (task === "classify") {
     params.set("top_k", k);
-    if (chosenModel()?.config?.explain) params.set("explain", "cam");
+    if (chosenModel()?.config?.explain && $("#cam").checked) params.set("explain", "cam");
   }
   if (task === "detect") {
     params.set("max_detections", k);
@@ -583,6 +592,7 @@ function onTaskChange() {
     label.hidden = !label.dataset.for.split(" ").includes(task);
   }
   $("#gallery").hidden = task !== "identify";
+  updateCamOption();
   if (task === "identify") loadGallery();
   fillModelChoice();
   updateRunButton();
@@ -603,6 +613,7 @@ function init() {
   for (const radio of $$("input[name=task]")) radio.addEventListener("change", onTaskChange);
   $("#form").addEventListener("submit", run);
   $("#enrol").addEventListener("click", enrol);
+  $("#model").addEventListener("change", updateCamOption);
   onTaskChange();
   loadModels();
 }
