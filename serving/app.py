@@ -14,13 +14,14 @@ from serving import __version__
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
 from serving.core.store import require_models
-from serving.http import caption, classify, detect, faces, health, models, segment, ui, v2, vqa
+from serving.http import health, models, ui, v2
 from serving.http.access import AccessLog
 from serving.http.observe import RequestMetrics
 from serving.http.openapi import install_openapi
 from serving.http.responses import ORJSONResponse, install_error_handlers
+from serving.http.task_routes import task_router
 from serving.settings import Settings
-from serving.tasks import PIPELINES
+from serving.tasks import PIPELINES, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2, ui):
+    app.include_router(task_router(TASKS))
+    for module in (models, health, v2, ui):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -1,8 +1,9 @@
 """The OpenAPI document: FastAPI's, plus the error bodies every route really answers.
 
-FastAPI documents a 422 ``HTTPValidationError`` that this server never sends (validation errors
-are ``{"error", "code"}`` like every other error) and none of the other statuses. Which statuses a
-route can answer follows from what it does, so they are derived from its shape, in one place.
+Task routes declare their errors themselves (``serving.http.docs.error_responses``). For the
+others, FastAPI documents a 422 ``HTTPValidationError`` this server never sends (validation
+errors are ``{"error", "code"}`` like every other error) and no other status; which statuses
+such a route can answer follows from its shape, so they are derived here, in one place.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from serving.http.schemas import ErrorBody
+from serving.http.docs import ErrorBody
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 _WHY = {
@@ -61,15 +62,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             responses = op.setdefault("responses", {})
-            responses.pop("422", None)  # FastAPI's HTTPValidationError: never sent
+            if "HTTPValidationError" in str(responses.get("422")):  # FastAPI's: never sent
+                del responses["422"]
             for status in _statuses(path, method, op):
                 entry: dict[str, Any] = {
                     "description": _WHY[status],
                     "content": {"application/json": {"schema": ERROR_REF}},
                 }
-                if status == 503:
-                    entry["headers"] = _RETRY_AFTER
                 responses.setdefault(str(status), entry)
+            if "503" in responses:
+                responses["503"].setdefault("headers", _RETRY_AFTER)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return doc

@@ -11,13 +11,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class ErrorBody(BaseModel):
-    """Every error the server answers has this body."""
-
-    error: str = Field(description="a message for people")
-    code: str = Field(description="a stable machine-readable code, e.g. 'invalid_image'")
-
-
 class VersionInfo(BaseModel):
     providers: list[str] = Field(description="ONNX Runtime execution providers, in use order")
     state: str

@@ -9,43 +9,40 @@ sequence that just started joins at the next step: batching happens per step, no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from serving.core.config import SequenceDecoding
+from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
-from serving.errors import ModelUnavailable
-from serving.imaging.preprocess import ImagePreprocessor
 from serving.settings import Settings
-from serving.tasks.base import Deadline, prepare_all
 from serving.tasks.caption.beam_search import BeamSearch, DecodeOptions, detokenize
+from serving.tasks.image_pipeline import ImagePipeline
 from serving.text import BOS, EOS, PAD, UNK, Vocabulary
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
 
 
-@dataclass(frozen=True)
-class Caption:
+class Caption(BaseModel):
     text: str
-    log_probability: float  # sum over generated tokens, <eos> included
-    tokens: int  # generated tokens, <eos> included
+    log_probability: float = Field(description="sum over generated tokens, <eos> included")
+    tokens: int = Field(description="generated tokens, <eos> included")
 
 
-class CaptioningPipeline:
+class CaptioningPipeline(ImagePipeline):
+    """The encoder model's pipeline; the decoder step model is bound as a dependency."""
+
+    needs, needs_kind = SequenceDecoding, "sequence_decoding"
+    decoder: ModelVersion
+
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
+        super().__init__(version, settings, pool)
         config = version.config
-        if config.preprocess is None or not isinstance(config.postprocess, SequenceDecoding):
-            raise ValueError("a captioning model needs preprocess and sequence_decoding")
-        self.version = version
-        self.pool = pool
-        self.post = config.postprocess
-        self.preprocessor = ImagePreprocessor(
-            config.preprocess, max_pixels=settings.max_image_pixels
-        )
         self.vocab = Vocabulary.load(version.folder.parent / self.post.vocabulary)
         if BOS not in self.vocab.tokens or EOS not in self.vocab.tokens:
             raise ValueError(f"{self.post.vocabulary} lacks {BOS} or {EOS}")
@@ -55,40 +52,41 @@ class CaptioningPipeline:
         self.context = sorted(outputs - set(self.post.state))
         self.encoder_outputs = outputs
 
-    @property
-    def decoder_model(self) -> str:
-        return self.post.decoder_model
+    def option_defaults(self) -> dict[str, Any]:
+        return {
+            **super().option_defaults(),
+            "beam_size": self.post.default_beam_size,
+            "max_length": self.post.default_max_length,
+            "length_penalty": self.post.length_penalty,
+        }
 
-    def check_decoder(self, decoder: ModelVersion) -> None:
+    def dependencies(self) -> dict[str, str]:
+        return {"decoder": self.post.decoder_model}
+
+    def bind(self, models: Mapping[str, ModelVersion]) -> None:
         """The decoder must take the token plus exactly the encoder's outputs."""
+        decoder = models["decoder"]
         inputs = {t.name for t in decoder.config.inputs}
         outputs = {t.name for t in decoder.config.outputs}
         want_in = {self.post.token_input, *self.encoder_outputs}
         want_out = {self.post.log_probs_output, *self.post.state.values()}
         if inputs != want_in or not want_out <= outputs:
-            raise ModelUnavailable(
+            raise ValueError(
                 f"decoder {decoder.name!r} does not fit {self.version.name!r}: inputs "
                 f"{sorted(inputs)} (want {sorted(want_in)}), outputs {sorted(outputs)}"
             )
+        self.decoder = decoder
 
-    async def __call__(
-        self,
-        images: list[bytes],
-        *,
-        decoder: ModelVersion,
-        options: DecodeOptions,
-        deadline: Deadline,
+    async def caption(
+        self, images: list[bytes], *, options: DecodeOptions, deadline: Deadline
     ) -> list[list[Caption]]:
-        self.check_decoder(decoder)
-        prepared = await prepare_all(self.pool, self.preprocessor, images)
-        rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
-        encoded = await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        _, encoded = await self.infer_images(images, deadline)
         return list(
-            await asyncio.gather(*(self._decode(e, decoder, options, deadline) for e in encoded))
+            await asyncio.gather(*(self._decode(e, options, deadline) for e in encoded))
         )
 
     async def _decode(
-        self, encoded: Tensors, decoder: ModelVersion, options: DecodeOptions, deadline: Deadline
+        self, encoded: Tensors, options: DecodeOptions, deadline: Deadline
     ) -> list[Caption]:
         vocab, post = self.vocab, self.post
         search = BeamSearch(
@@ -104,13 +102,17 @@ class CaptioningPipeline:
                 {post.token_input: np.asarray(r.token, dtype=np.int64), **r.state, **context}
                 for r in search.rows()
             ]
-            outputs = await decoder.infer(rows, timeout_s=deadline.remaining_s())
+            outputs = await self.decoder.infer(rows, timeout_s=deadline.remaining_s())
             search.advance(
                 [o[post.log_probs_output] for o in outputs],
                 [{k: o[v] for k, v in post.state.items()} for o in outputs],
             )
         eos = vocab.id(EOS)
         return [
-            Caption(detokenize(h.tokens, vocab.tokens, eos), h.log_prob, len(h.tokens))
+            Caption(
+                text=detokenize(h.tokens, vocab.tokens, eos),
+                log_probability=h.log_prob,
+                tokens=len(h.tokens),
+            )
             for h in search.results()
         ]
