@@ -6,19 +6,44 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.http.ui import STATIC
 from tests.conftest import MODEL_STORE
 from tests.server import LiveServer
 
 
+class SeenHeaders:
+    """Records the Authorization header of every request (pure ASGI, test only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+            self.seen.append((scope["path"], auth))
+        await self.app(scope, receive, send)
+
+
 @pytest.fixture(scope="module")
 def site(browser) -> Iterator[LiveServer]:
-    with LiveServer(MODEL_STORE, load_models=["mobilenet_v2", "shapes_detector"]) as srv:
+    srv = LiveServer(MODEL_STORE, load_models=["mobilenet_v2", "shapes_detector"])
+    srv.app.add_middleware(SeenHeaders)
+    with srv:
         yield srv
+
+
+def _seen(site: LiveServer) -> list[tuple[str, str]]:
+    app = site.app.middleware_stack
+    while not isinstance(app, SeenHeaders):
+        app = app.app
+    return app.seen
 
 
 def _open(browser, site: LiveServer, task: str) -> WebDriverWait:
@@ -85,3 +110,32 @@ def test_server_error_message_is_shown(browser, site: LiveServer, screenshot) ->
     assert error.text.startswith("422: top_k:"), error.text
     assert "validation_error" in error.text and "greater than or equal to 1" in error.text
     screenshot("page-error")
+
+
+def test_big_photo_is_downsized_before_upload(browser, site: LiveServer, tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    scene = Image.open(STATIC / "sample-scene.jpg")
+    scene.resize((scene.width * 8, scene.height * 8), Image.Resampling.BICUBIC).save(big)
+    wait = _open(browser, site, "detect")
+    _upload(browser, wait, big)
+    info = browser.find_element(By.CSS_SELECTOR, "#slot-0 .info").text
+    assert "2352\u00d72976" in info and "sent as 1265\u00d71600" in info, info
+    browser.find_element(By.ID, "run").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "detections")))
+    result = browser.execute_script("return window.fovea.last.response.results[0]")
+    assert (result["width"], result["height"]) == (1265, 1600)  # what the server decoded
+    assert result["detections"]
+
+
+def test_api_key_is_sent_as_bearer(browser, site: LiveServer) -> None:
+    wait = _open(browser, site, "classify")
+    browser.find_element(By.CSS_SELECTOR, "#key-box summary").click()
+    key = browser.find_element(By.ID, "api-key")
+    key.send_keys("s3cret-key\n")
+    browser.execute_script("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+    _upload(browser, wait, STATIC / "sample-chelsea.jpg")
+    browser.find_element(By.ID, "run").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "labels")))
+    sent = dict(_seen(site))
+    assert sent["/v1/classify"] == "Bearer s3cret-key" and sent["/v1/models"] == "Bearer s3cret-key"
+    browser.execute_script("localStorage.clear()")
