@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -84,13 +85,14 @@ def _common(model: str | None, version: int | None, timeout_ms: float | None) ->
     return {"model": model, "version": version, "timeout_ms": timeout_ms}
 
 
-class Endpoints:
+class Endpoints(ABC):
     """One method per endpoint. ``Client`` returns the typed result; ``AsyncClient`` the same
     methods, awaitable. ``model``/``version`` choose among models of the task, ``timeout_ms`` is
     the server-side deadline, and ``**options`` passes options this client does not name yet."""
 
+    @abstractmethod
     def _run(self, call: Call[Any]) -> Any:
-        raise NotImplementedError
+        """Send ``call`` (retrying as the client's policy says) and return its parsed result."""
 
     def classify(
         self,

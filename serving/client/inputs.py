@@ -6,9 +6,10 @@ import io
 import mimetypes
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Any]  # Any: a PIL image  # noqa: UP007
+# A path (str or os.PathLike), encoded bytes, or a PIL image (not imported: PIL is optional).
+ImageInput = Any
 
 
 def as_upload(image: ImageInput, index: int) -> tuple[str, bytes, str]:
