@@ -39,7 +39,7 @@ def browser() -> Iterator[object]:
         "--no-sandbox",  # running as root in containers
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        "--window-size=1000,900",
+        "--window-size=1000,1150",
         "--hide-scrollbars",
         "--force-device-scale-factor=1",
     ):
@@ -57,16 +57,19 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def screenshot(browser, tmp_path: Path):
-    """``screenshot("name")`` saves the page as a test artefact (and to $FOVEA_SCREENSHOTS)."""
+    """``screenshot("name")`` saves the page as a test artefact, and to $FOVEA_SCREENSHOTS
+    when ``publish`` (the ones README shows)."""
 
-    def save(name: str) -> Path:
+    def save(name: str, publish: bool = True) -> Path:
         path = tmp_path / f"{name}.png"
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(path))
         extra = os.environ.get("FOVEA_SCREENSHOTS")
-        if extra:  # 256 colours: a fifth of the bytes, for pictures committed to the repository
+        if extra and publish:  # 256 colours: a fifth of the bytes, for pictures committed to the repository
             Path(extra).mkdir(parents=True, exist_ok=True)
-            small = Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+            rgb = Image.open(path).convert("RGB")
+            palette = rgb.quantize(256, method=Image.Quantize.MEDIANCUT)
+            small = rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
             small.save(Path(extra) / path.name, optimize=True)
         return path
 

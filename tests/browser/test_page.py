@@ -109,7 +109,7 @@ def test_server_error_message_is_shown(browser, site: LiveServer, screenshot) ->
     error = wait.until(ec.visibility_of_element_located((By.ID, "error")))
     assert error.text.startswith("422: top_k:"), error.text
     assert "validation_error" in error.text and "greater than or equal to 1" in error.text
-    screenshot("page-error")
+    screenshot("page-error", publish=False)
 
 
 def test_big_photo_is_downsized_before_upload(browser, site: LiveServer, tmp_path: Path) -> None:
