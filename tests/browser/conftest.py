@@ -65,7 +65,7 @@ def screenshot(browser, tmp_path: Path):
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(path))
         extra = os.environ.get("FOVEA_SCREENSHOTS")
-        if extra and publish:  # 256 colours: a fifth of the bytes, for pictures committed to the repository
+        if extra and publish:  # 256 dithered colours: about half the bytes, for the repository
             Path(extra).mkdir(parents=True, exist_ok=True)
             rgb = Image.open(path).convert("RGB")
             palette = rgb.quantize(256, method=Image.Quantize.MEDIANCUT)
