@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -31,9 +31,14 @@ class SeenHeaders:
         await self.app(scope, receive, send)
 
 
+MODELS = ["mobilenet_v2", "shapes_detector", "shapes_segmenter", "vqa"]
+MODELS += ["mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb"]
+
+
 @pytest.fixture(scope="module")
-def site(browser) -> Iterator[LiveServer]:
-    srv = LiveServer(MODEL_STORE, load_models=["mobilenet_v2", "shapes_detector"])
+def site(browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    gallery = tmp_path_factory.mktemp("gallery")
+    srv = LiveServer(MODEL_STORE, load_models=MODELS, face_gallery_dir=gallery)
     srv.app.add_middleware(SeenHeaders)
     with srv:
         yield srv
@@ -49,7 +54,8 @@ def _seen(site: LiveServer) -> list[tuple[str, str]]:
 def _open(browser, site: LiveServer, task: str) -> WebDriverWait:
     browser.get(site.url + "/")
     wait = WebDriverWait(browser, 30)
-    wait.until(lambda d: "mobilenet_v2: ready" in d.find_element(By.ID, "model-list").text)
+    ready = [f"{m}: ready" for m in MODELS]
+    wait.until(lambda d: all(r in d.find_element(By.ID, "model-list").text for r in ready))
     browser.find_element(By.CSS_SELECTOR, f"input[name=task][value='{task}']").click()
     return wait
 
@@ -139,3 +145,89 @@ def test_api_key_is_sent_as_bearer(browser, site: LiveServer) -> None:
     sent = dict(_seen(site))
     assert sent["/v1/classify"] == "Bearer s3cret-key" and sent["/v1/models"] == "Bearer s3cret-key"
     browser.execute_script("localStorage.clear()")
+
+
+def test_segmentation_overlays_the_mask(browser, site: LiveServer) -> None:
+    wait = _open(browser, site, "segment")
+    _upload(browser, wait, STATIC / "sample-scene.jpg")
+    browser.find_element(By.ID, "run").click()
+    classes = wait.until(ec.visibility_of_element_located((By.ID, "classes")))
+    last = browser.execute_script("return window.fovea.last")
+    assert last["classes"] and all(c in classes.text for c in last["classes"])
+    # Pixels the server labelled as a shape are tinted; background pixels are untouched.
+    changed = browser.execute_script(
+        """
+        const canvas = document.getElementById('canvas-0');
+        const drawn = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const plain = document.createElement('canvas');
+        plain.width = canvas.width; plain.height = canvas.height;
+        const img = new Image();
+        return new Promise(done => {
+          img.onload = () => {
+            const ctx = plain.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            const base = ctx.getImageData(0, 0, plain.width, plain.height).data;
+            const mask = new Image();
+            mask.onload = () => {
+              const m = document.createElement('canvas');
+              m.width = canvas.width; m.height = canvas.height;
+              const mctx = m.getContext('2d');
+              mctx.drawImage(mask, 0, 0);
+              const ids = mctx.getImageData(0, 0, m.width, m.height).data;
+              let shape = 0, shapeChanged = 0, bg = 0, bgChanged = 0;
+              for (let i = 0; i < ids.length; i += 4) {
+                const diff = Math.abs(drawn[i] - base[i]) + Math.abs(drawn[i + 1] - base[i + 1])
+                  + Math.abs(drawn[i + 2] - base[i + 2]);
+                const isShape = ids[i] + ids[i + 1] + ids[i + 2] > 0;
+                if (isShape) { shape++; if (diff > 30) shapeChanged++; }
+                else { bg++; if (diff > 30) bgChanged++; }
+              }
+              done([shape, shapeChanged, bg, bgChanged]);
+            };
+            mask.src = 'data:image/png;base64,' + window.fovea.last.response.results[0].mask_png;
+          };
+          img.src = '/static/sample-scene.jpg';
+        });
+        """
+    )
+    shape, shape_changed, bg, bg_changed = changed
+    assert shape > 0 and shape_changed / shape > 0.9, changed
+    assert bg_changed / bg < 0.01, changed
+
+
+def test_vqa_answers_the_question(browser, site: LiveServer) -> None:
+    wait = _open(browser, site, "vqa")
+    _upload(browser, wait, STATIC / "sample-shape.png")
+    question = browser.find_element(By.ID, "question")
+    question.clear()
+    question.send_keys("what shape is in the image?")
+    browser.find_element(By.ID, "run").click()
+    answers = wait.until(ec.visibility_of_element_located((By.ID, "answers")))
+    response = browser.execute_script("return window.fovea.last.response")
+    best = response["results"][0]["answers"][0]["label"]
+    assert response["results"][0]["question"] == "what shape is in the image?"
+    assert answers.find_element(By.CSS_SELECTOR, "li .label").text == best
+
+
+def test_verify_and_identify_faces(browser, site: LiveServer, tmp_path: Path) -> None:
+    mirrored = tmp_path / "mirrored.png"
+    ImageOps.mirror(Image.open(STATIC / "sample-astronaut.jpg")).save(mirrored)
+    wait = _open(browser, site, "verify")
+    browser.find_element(By.ID, "file").send_keys(str(STATIC / "sample-astronaut.jpg"))
+    browser.find_element(By.ID, "file-2").send_keys(str(mirrored))
+    wait.until(ec.element_to_be_clickable((By.ID, "run"))).click()
+    verdict = wait.until(ec.visibility_of_element_located((By.ID, "verdict")))
+    assert verdict.text == "Same person"
+
+    wait = _open(browser, site, "identify")
+    _upload(browser, wait, STATIC / "sample-astronaut.jpg")
+    browser.find_element(By.ID, "enrol-name").send_keys("eileen")
+    browser.find_element(By.ID, "enrol").click()
+    wait.until(lambda d: "eileen (1 photo)" in d.find_element(By.ID, "gallery-list").text)
+    browser.find_element(By.ID, "file").send_keys(str(mirrored))
+    wait.until(ec.element_to_be_clickable((By.ID, "run"))).click()
+    identities = wait.until(ec.visibility_of_element_located((By.ID, "identities")))
+    assert identities.text.startswith("eileen")
+    assert [b["identity"] for b in browser.execute_script("return window.fovea.last.boxes")] == [
+        "eileen"
+    ]
