@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from serving import __version__
 from serving.core.metrics import Metrics
@@ -16,10 +17,14 @@ from serving.core.repository import ModelRepository
 from serving.core.store import require_models
 from serving.http import health, models, ui, v2
 from serving.http.access import AccessLog
+from serving.http.auth import ApiKeyAuth, load_keys
+from serving.http.drain import CutOnDrain, Drain
+from serving.http.leases import VersionLeases
 from serving.http.observe import RequestMetrics
 from serving.http.openapi import install_openapi
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.http.task_routes import task_router
+from serving.http.timeouts import BodyDeadline
 from serving.settings import Settings
 from serving.tasks import PIPELINES, TASKS
 
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    keys = load_keys(settings)  # a bad key file stops the start, before the port opens
+    drain = Drain(settings.graceful_shutdown_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)
         app.state.repository = repo
         app.state.loaded = asyncio.Event()
-        app.state.draining = False
 
         async def load() -> None:
             await repo.load_all(settings.load_models)
@@ -49,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            app.state.draining = True
+            drain.draining = True
             loading.cancel()
             await repo.close()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -66,13 +72,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.drain = drain
     install_error_handlers(app)
     app.include_router(task_router(TASKS))
     for module in (models, health, v2, ui):
         app.include_router(module.router)
     install_openapi(app)
+    # Added innermost first: CORS sees every response (401s included) and answers preflights.
+    app.add_middleware(VersionLeases)
+    app.add_middleware(
+        ApiKeyAuth,
+        keys=keys,
+        keys_configured=bool(settings.api_keys or settings.api_keys_file),
+        metrics=metrics,
+    )
+    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s)
+    app.add_middleware(CutOnDrain, drain=drain)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(AccessLog, enabled=settings.access_log)  # outermost: ids every response
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=settings.cors_methods,
+            allow_headers=settings.cors_headers,
+            max_age=settings.cors_max_age_s,
+        )
+    # Outermost: every response (401s, CORS preflights, drain cuts) gets a request id and a line.
+    app.add_middleware(AccessLog, enabled=settings.access_log)
     return app
 
 

@@ -1,5 +1,5 @@
-"""The ``fovea`` command: ``serve`` here; ``export`` and ``loadtest`` load their packages lazily
-so that serving never imports torch or the load generator."""
+"""The ``fovea`` command: ``serve`` here; ``export``, ``train`` and ``loadtest`` load their
+packages lazily so that serving never imports torch or the load generator."""
 
 from __future__ import annotations
 
@@ -13,47 +13,46 @@ from serving.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from serving.app import create_app
     from serving.core.store import ModelStoreError, require_models
     from serving.logs import logging_config
+    from serving.server import serve
 
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     settings = Settings(**overrides)
-    config = logging_config(settings.log_level, settings.log_format)
-    logging.config.dictConfig(config)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     try:
         require_models(settings.model_store)
     except ModelStoreError as exc:  # one clear line, not a start-up traceback
         logging.getLogger("serving.cli").error("%s", exc)
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=config,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        access_log=False,  # serving.http.access writes one line per request instead
-    )
+    serve(create_app(settings), settings)
     return 0
+
+
+# command -> (module with its main(), the pyproject extra that brings its dependencies)
+DELEGATED = {
+    "export": ("export.cli", "export"),
+    "train": ("export.train_folder.cli", "export"),
+    "loadtest": ("loadtest.cli", "loadtest"),
+}
 
 
 def _delegate(command: str, argv: list[str]) -> int:
     """Run ``fovea <command>`` from its package; a missing optional dependency is one clear line
     naming the extra that brings it, not a traceback."""
+    name, extra = DELEGATED[command]
     try:
-        module = importlib.import_module(f"{command}.cli")
+        module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] in (command, "serving"):
+        if exc.name is None or exc.name.split(".")[0] in (name.split(".")[0], "serving"):
             raise
         print(
-            f"fovea {command} needs the '{command}' extra ({exc.name} is not installed): "
-            f"pip install '.[{command}]' in a clone of the repository, or "
-            f"pip install 'fovea[{command}]'",
+            f"fovea {command} needs the '{extra}' extra ({exc.name} is not installed): "
+            f"pip install '.[{extra}]' in a clone of the repository, or "
+            f"pip install 'fovea[{extra}]'",
             file=sys.stderr,
         )
         return 2
@@ -62,13 +61,14 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("export", "loadtest"):
+    if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     parser = argparse.ArgumentParser(
         prog="fovea", description="Fovea: batched ONNX Runtime inference for vision models."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("export", help="train/export models into the model store (needs torch)")
+    sub.add_parser("train", help="train a classifier from a folder of images (needs torch)")
     sub.add_parser("loadtest", help="load-test a running server")
     serve = sub.add_parser("serve", help="serve the model store over HTTP")
     serve.add_argument("--host", help="bind address (FOVEA_HOST; default 127.0.0.1)")

@@ -43,6 +43,20 @@ class Unauthorized(FoveaError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(FoveaError):
+    status, code = 403, "forbidden"
+
+
+class RequestTimeout(FoveaError):
+    """The client sent its request too slowly; the connection is closed after the answer."""
+
+    status, code = 408, "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"Connection": "close"}
+
+
 class Overloaded(FoveaError):
     """The queue is full: fail fast so clients back off instead of piling up latency."""
 

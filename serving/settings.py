@@ -6,8 +6,31 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Scope = Literal["infer", "gallery:read", "gallery:write", "admin"]
+
+
+class ApiKeySpec(BaseModel):
+    """One API key: a name for logs and metrics, its scopes, and the key or its SHA-256.
+
+    Key files hold only ``sha256`` (the key never rests on disk); ``key`` is accepted from the
+    environment and hashed at start.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    scopes: list[Scope] = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    key: str | None = Field(default=None, min_length=16, repr=False)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiKeySpec:
+        if (self.sha256 is None) == (self.key is None):
+            raise ValueError(f"key {self.name!r}: give exactly one of 'sha256' or 'key'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -27,7 +50,29 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="image decode workers"
     )
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
-    admin_token: str | None = Field(default=None, description="required by load/unload if set")
+    admin_token: str | None = Field(
+        default=None, description="an admin-scope key: load/unload and gallery writes need it"
+    )
+    api_keys: list[ApiKeySpec] = Field(
+        default_factory=list, description="API keys (JSON list in FOVEA_API_KEYS)"
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="YAML file with 'keys: [{name, sha256, scopes}]'"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS; empty turns CORS off"
+    )
+    cors_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "DELETE"])
+    cors_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "X-API-Key", "Content-Type"]
+    )
+    cors_max_age_s: int = Field(default=600, ge=0, description="how long preflights are cached")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request's headers must arrive within this time"
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="a request's whole body must arrive within this time"
+    )
     load_models: list[str] | None = Field(default=None, description="subset to load at start")
     face_gallery_dir: Path = Field(
         default=Path("face_gallery"), description="enrolled faces, one file per embedding model"

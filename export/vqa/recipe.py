@@ -106,8 +106,13 @@ def config(head: HeadConfig, metrics: dict[str, Any], notes: str) -> dict[str, A
         "default_for_task": True,
         "inputs": [
             {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]},
-            {"name": "tokens", "datatype": "INT64", "shape": [-1, MAX_LENGTH]},
-            {"name": "lengths", "datatype": "INT64", "shape": [-1]},
+            {
+                "name": "tokens",
+                "datatype": "INT64",
+                "shape": [-1, MAX_LENGTH],
+                "range": [0, head.vocab_size - 1],
+            },
+            {"name": "lengths", "datatype": "INT64", "shape": [-1], "range": [0, MAX_LENGTH]},
         ],
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, head.answers]}],
         "preprocess": PREPROCESS,

@@ -4,15 +4,22 @@ Layout (Triton-style): ``<store>/<name>/config.yaml`` plus ``<store>/<name>/<ver
 for integer versions. A model that fails to load is recorded with its reason; it never stops the
 server or the other models. ``load`` is also a reload: new version folders are picked up and
 unchanged versions keep running, so a version can be added without a restart.
+
+Reloads are hitless: a changed version is loaded and warmed beside the old one, then swapped in;
+requests that already resolved the old one (see :func:`request_leases`) finish on it, and its
+batcher is closed only once none holds it any more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +56,40 @@ class ModelVersion:
     recorder: BatchRecorder
     file_stamp: tuple[int, int]
     pipeline: Any = None
+    leases: int = 0  # requests that resolved this version and have not finished
+    bound: list[ModelVersion] = field(default_factory=list)  # dependencies its pipeline uses
 
     async def infer(self, rows: Sequence[Tensors], *, timeout_s: float | None) -> list[Tensors]:
         return await self.batcher.submit(rows, timeout_s=timeout_s)
+
+
+_LEASES: contextvars.ContextVar[list[ModelVersion] | None] = contextvars.ContextVar(
+    "fovea_version_leases", default=None
+)
+
+
+@contextlib.contextmanager
+def request_leases() -> Iterator[None]:
+    """Scope of one request: every version it resolves stays open until the scope ends."""
+    held: list[ModelVersion] = []
+    token = _LEASES.set(held)
+    try:
+        yield
+    finally:
+        _LEASES.reset(token)
+        for version in held:
+            version.leases -= 1
+
+
+def _lease(version: ModelVersion) -> ModelVersion:
+    """Hold ``version`` and the dependencies bound to it for the current request."""
+    held = _LEASES.get()
+    if held is not None and version not in held:
+        held.append(version)
+        version.leases += 1
+        for dependency in version.bound:
+            _lease(dependency)
+    return version
 
 
 @dataclass(eq=False)
@@ -112,7 +150,7 @@ class ModelRepository:
                 f"model {name!r} has no version {version}; available: {sorted(entry.versions)}",
                 code="version_not_found",
             )
-        return entry.versions[wanted]
+        return _lease(entry.versions[wanted])
 
     def for_task(self, task: str, name: str | None, version: int | str | None) -> ModelVersion:
         """The named model (which must serve ``task``) or the task's default model."""
@@ -172,7 +210,8 @@ class ModelRepository:
                     )
                 entry.state = State.READY
             except Exception as exc:  # any broken model is reported, never fatal to the server
-                entry.state, entry.reason = State.FAILED, str(exc) or type(exc).__name__
+                entry.state = State.FAILED
+                entry.reason = self._relative(str(exc) or type(exc).__name__)
                 log.error("model %s failed to load: %s", name, entry.reason)
             self._entries[name] = entry
             if bind:
@@ -206,6 +245,13 @@ class ModelRepository:
             await self._close(list(entry.versions.values()))
 
     # -- internals -------------------------------------------------------------------------------
+    def _relative(self, message: str) -> str:
+        """``message`` with the store's location removed: clients never see server paths."""
+        prefixes = {str(self.store.resolve()), str(self.store.absolute()), str(self.store)}
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            message = message.replace(prefix + os.sep, "").replace(prefix, ".")
+        return message
+
     def _bind_all(self) -> None:
         """Resolve every loaded model's dependencies (other models, by name) and bind them.
 
@@ -243,6 +289,7 @@ class ModelRepository:
                 pipeline.bind(resolved)
             except ValueError as exc:
                 return str(exc)
+            version.bound = list(resolved.values())
         return None
 
     async def _load_versions(
@@ -303,8 +350,15 @@ class ModelRepository:
         return version
 
     async def _close(self, versions: list[ModelVersion]) -> None:
+        """Close each version once no request holds it (bounded by the drain window)."""
+        end = time.perf_counter() + self.settings.graceful_shutdown_s
+        while any(v.leases > 0 for v in versions) and time.perf_counter() < end:
+            await asyncio.sleep(0.005)
         for v in versions:
-            await v.batcher.close(drain_timeout_s=self.settings.graceful_shutdown_s)
+            await v.batcher.close(drain_timeout_s=max(0.0, end - time.perf_counter()))
+            current = self._entries.get(v.name)
+            if current is not None and current.versions.get(v.version, v) is not v:
+                continue  # its replacement now owns the version's queue gauge
             with contextlib.suppress(KeyError):  # never registered if the load failed early
                 self.metrics.queue_depth.remove(v.name, str(v.version))
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from serving.core.config import ModelConfig, TensorSpec
 from serving.core.datatypes import ORT_TO_V2, V2_TO_NUMPY
@@ -20,6 +22,14 @@ _WARMUP_DYNAMIC_DIM = 64  # stand-in for dynamic non-batch axes (e.g. image heig
 
 class ModelLoadError(RuntimeError):
     """The ONNX file is missing, corrupt, or disagrees with its config."""
+
+
+class RejectedInput(ValueError):
+    """ONNX Runtime refused the feeds (INVALID_ARGUMENT: a shape or value it cannot run).
+
+    Whether that is the client's fault depends on who built the tensors: the tensor endpoints
+    answer 400, task pipelines (which build tensors themselves) leave it a server error.
+    """
 
 
 def choose_providers(preferred: list[str]) -> list[str]:
@@ -62,25 +72,14 @@ class OnnxModel:
         )
 
     def run(self, feeds: Tensors) -> Tensors:
-        values = self.session.run(self._output_names, feeds)
+        try:
+            values = self.session.run(self._output_names, feeds)
+        except InvalidArgument as exc:
+            raise RejectedInput(str(exc).split("INVALID_ARGUMENT : ", 1)[-1]) from exc
         return dict(zip(self._output_names, values, strict=True))
 
     def run_rows(self, rows: list[Tensors]) -> list[Tensors]:
-        """Stack rows (tensors without the batch axis) into batches, run, split the outputs.
-
-        Rows whose shapes differ (dynamic spatial axes) cannot share a tensor, so they run as
-        separate groups, each still batched.
-        """
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
-        results: list[Tensors] = [{} for _ in rows]
-        for indices in groups.values():
-            feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
-            outputs = self.run(feeds)
-            for j, i in enumerate(indices):
-                results[i] = {name: value[j] for name, value in outputs.items()}
-        return results
+        return run_rows(self.run, rows)
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
@@ -88,6 +87,24 @@ class OnnxModel:
             size = min(size, self.config.batching.max_batch_size)
             feeds = {spec.name: _zeros(spec, size) for spec in self.config.inputs}
             self.run(feeds)
+
+
+def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Tensors]:
+    """Stack rows (tensors without the batch axis) into batches, ``run``, split the outputs.
+
+    Rows whose shapes differ (dynamic spatial axes) cannot share a tensor, so they run as
+    separate groups, each still batched.
+    """
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
+    results: list[Tensors] = [{} for _ in rows]
+    for indices in groups.values():
+        feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
+        outputs = run(feeds)
+        for j, i in enumerate(indices):
+            results[i] = {name: value[j] for name, value in outputs.items()}
+    return results
 
 
 def _zeros(spec: TensorSpec, batch: int) -> np.ndarray:

@@ -24,7 +24,7 @@ async def healthz() -> ORJSONResponse:
 )
 async def readyz(request: Request) -> ORJSONResponse:
     state = request.app.state
-    ready = state.loaded.is_set() and not state.draining
+    ready = state.loaded.is_set() and not state.drain.draining
     models = {e.name: e.state.value for e in state.repository.entries()}
     return ORJSONResponse({"ready": ready, "models": models}, status_code=200 if ready else 503)
 

@@ -110,3 +110,16 @@ def test_store_path_error_is_clear(tmp_path: Path) -> None:
         require_models(tmp_path)
     write_model_folder(tmp_path, "m")
     assert require_models(tmp_path) == ["m"]
+
+
+def test_demo_page_opens_with_keys_on_and_api_calls_need_the_key(tmp_path: Path) -> None:
+    write_model_folder(tmp_path, "tiny")
+    key = "page-test-key-0123456789"
+    with LiveServer(tmp_path, api_keys=[{"name": "ui", "key": key, "scopes": ["infer"]}]) as srv:
+        for path in ("/", "/static/app.js", "/static/sample-chelsea.jpg"):
+            assert httpx.get(srv.url + path).status_code == 200, path
+        denied = httpx.get(srv.url + "/v1/models")
+        assert denied.status_code == 401 and denied.headers["x-request-id"]
+        ok = httpx.get(srv.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+        assert httpx.post(srv.url + "/").status_code == 401  # reads only
