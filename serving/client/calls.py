@@ -98,13 +98,30 @@ class Endpoints(ABC):
         self,
         *images: ImageInput,
         top_k: int | None = None,
+        explain: str | None = None,
+        explain_png: bool | None = None,
         model: str | None = None,
         version: int | None = None,
         timeout_ms: float | None = None,
         **options: Any,
     ) -> m.ClassifyResponse:
-        params = {"top_k": top_k, **_common(model, version, timeout_ms), **options}
+        """``explain="cam"``: a class activation map and box per label; ``explain_png=True``:
+        also the top label's map drawn over the image."""
+        params = {"top_k": top_k, "explain": explain, "explain_png": explain_png}
+        params |= {**_common(model, version, timeout_ms), **options}
         return self._run(Call("POST", "/v1/classify", m.ClassifyResponse, params, images))
+
+    def embed(
+        self,
+        *images: ImageInput,
+        model: str | None = None,
+        version: int | None = None,
+        timeout_ms: float | None = None,
+        **options: Any,
+    ) -> m.EmbedResponse:
+        """Unit-length image feature vectors from a classifier that exports them."""
+        params = {**_common(model, version, timeout_ms), **options}
+        return self._run(Call("POST", "/v1/embed", m.EmbedResponse, params, images))
 
     def detect(
         self,

@@ -26,23 +26,43 @@ def _png(b64: str | None) -> bytes | None:
     return None if b64 is None else base64.b64decode(b64)
 
 
-# -- classify -------------------------------------------------------------------------------------
+# -- classify and embed ---------------------------------------------------------------------------
+class ClassActivation(Result):
+    grid: list[list[float]] = Field(description="feature-map resolution, normalised to [0, 1]")
+    box: list[float] = Field(description="x1, y1, x2, y2 of the evidence, original pixels")
+
+
 class Label(Result):
     label: str
     class_id: int
     probability: float
+    cam: ClassActivation | None = Field(default=None, description="with explain='cam'")
 
 
 class Classification(Result):
     predictions: list[Label]
+    explain_png: str | None = None
 
     @property
     def top(self) -> Label:
         return self.predictions[0]
 
+    @property
+    def explain_png_bytes(self) -> bytes | None:
+        return _png(self.explain_png)
+
 
 class ClassifyResponse(Response):
     results: list[Classification]
+
+
+class Embedding(Result):
+    embedding: list[float] = Field(description="unit length")
+
+
+class EmbedResponse(Response):
+    dimension: int
+    results: list[Embedding]
 
 
 # -- detect ---------------------------------------------------------------------------------------

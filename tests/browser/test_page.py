@@ -72,6 +72,10 @@ def test_upload_chelsea_and_read_cat(browser, site: LiveServer, screenshot) -> N
     labels = wait.until(ec.visibility_of_element_located((By.ID, "labels")))
     first = labels.find_element(By.CSS_SELECTOR, "li .label").text
     assert "cat" in first.lower(), labels.text
+    # mobilenet_v2 can explain itself: the page asked for the CAM and drew its evidence box.
+    last = browser.execute_script("return window.fovea.last")
+    assert last["cam"] is True
+    assert last["response"]["results"][0]["predictions"][0]["cam"]["box"]
     assert browser.find_element(By.ID, "error").is_displayed() is False
     screenshot("page-classify")
 

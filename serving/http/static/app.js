@@ -244,7 +244,7 @@ function lineWidth(ctx) {
   return Math.max(2, Math.round(Math.max(ctx.canvas.width, ctx.canvas.height) / 300));
 }
 
-function drawBox(ctx, box, text, stroke) {
+function drawBox(ctx, box, text, stroke, ink = "#fff") {
   const [x1, y1, x2, y2] = box;
   const lw = lineWidth(ctx);
   ctx.lineWidth = lw;
@@ -257,7 +257,7 @@ function drawBox(ctx, box, text, stroke) {
   const top = y1 - size - 4 >= 0 ? y1 - size - 4 : y1;
   ctx.fillStyle = stroke;
   ctx.fillRect(x1 - lw / 2, top, width, size + 4);
-  ctx.fillStyle = "#fff";
+  ctx.fillStyle = ink;
   ctx.fillText(text, x1 + 3 - lw / 2, top + size);
 }
 
@@ -299,35 +299,13 @@ function drawPng(ctx, b64, alpha, transparentBlack) {
   });
 }
 
-// A class activation map, if the classifier sent one. A PNG overlay (the map already blended
-// over the photo by the server) replaces the picture; a bare grid is drawn only where the
-// server says it lies (``region``: the model's crop in original pixels), since a centre-cropping
-// model never saw the borders; the box around the evidence is outlined.
-async function drawCam(ctx, cam) {
-  if (!cam) return false;
-  const png = cam.overlay_png || cam.png || cam.rendered_png;
-  if (png) await drawPng(ctx, png, 1, false);
-  else if (Array.isArray(cam.grid) && cam.grid.length && Array.isArray(cam.region)) {
-    const rows = cam.grid.length;
-    const cols = cam.grid[0].length;
-    const off = el("canvas");
-    off.width = cols;
-    off.height = rows;
-    const octx = off.getContext("2d");
-    const data = octx.createImageData(cols, rows);
-    cam.grid.flat().forEach((v, i) => {
-      const t = Math.max(0, Math.min(1, v));
-      data.data.set([255 * t, 255 * (1 - Math.abs(2 * t - 1)), 255 * (1 - t), 255], 4 * i);
-    });
-    octx.putImageData(data, 0, 0);
-    const [x1, y1, x2, y2] = cam.region;
-    ctx.globalAlpha = 0.45;
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(off, x1, y1, x2 - x1, y2 - y1);
-    ctx.globalAlpha = 1;
-  }
-  if (Array.isArray(cam.box)) drawBox(ctx, cam.box, "evidence", "#ff0");
-  return Boolean(png || cam.box);
+// The class activation map, when asked for (explain=cam, explain_png=true): the server sends the
+// top label's map already blended over the photo, and a box around the evidence per label.
+async function drawCam(ctx, result) {
+  const top = result.predictions[0];
+  if (result.explain_png) await drawPng(ctx, result.explain_png, 1, false);
+  if (top?.cam?.box) drawBox(ctx, top.cam.box, `${top.label}: evidence`, "#ff0", "#000");
+  return Boolean(result.explain_png || top?.cam);
 }
 
 function scoreList(items, textOf, valueOf) {
@@ -352,7 +330,7 @@ const RENDER = {
   async classify(doc, out) {
     const r = doc.results[0];
     const ctx = drawBase(0);
-    const cam = await drawCam(ctx, r.cam || r.explanation);
+    const cam = await drawCam(ctx, r);
     const list = scoreList(r.predictions, (p) => p.label, (p) => p.probability);
     list.id = "labels";
     out.append(el("h2", {}, "Top labels"), list);
@@ -489,7 +467,10 @@ function query(task) {
   const k = $("#top-k").value;
   if (task === "classify") {
     params.set("top_k", k);
-    if (chosenModel()?.config?.explain && $("#cam").checked) params.set("explain", "cam");
+    if (chosenModel()?.config?.explain && $("#cam").checked) {
+      params.set("explain", "cam");
+      params.set("explain_png", "true");
+    }
   }
   if (task === "detect") {
     params.set("max_detections", k);

@@ -50,6 +50,22 @@ def test_classify_path_bytes_and_pil(fovea: Client) -> None:
     assert r.request_id and len(r.request_id) == 32
 
 
+def test_classify_explains_with_cam_and_embeds(fovea: Client) -> None:
+    r = fovea.classify(CAT, top_k=2, explain="cam", explain_png=True)
+    (image,) = r.results
+    w, h = Image.open(CAT).size
+    for label in image.predictions:
+        x1, y1, x2, y2 = label.cam.box
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        grid = np.asarray(label.cam.grid)
+        assert grid.min() == pytest.approx(0) and grid.max() == pytest.approx(1)
+    assert Image.open(io.BytesIO(image.explain_png_bytes)).size == (w, h)
+    emb = fovea.embed(CAT, FACE)
+    vectors = np.asarray([e.embedding for e in emb.results])
+    assert vectors.shape == (2, emb.dimension)
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx([1, 1], abs=1e-3)
+
+
 def test_detect_boxes_inside_the_image_and_render(fovea: Client) -> None:
     r = fovea.detect(SCENE, score_threshold=0.3, render=True)
     (image,) = r.results

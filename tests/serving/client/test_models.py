@@ -17,6 +17,7 @@ from serving.tasks import TASKS
 
 CLIENT_RESPONSE = {
     ("POST", "/v1/classify"): client.ClassifyResponse,
+    ("POST", "/v1/embed"): client.EmbedResponse,
     ("POST", "/v1/detect"): client.DetectResponse,
     ("POST", "/v1/segment"): client.SegmentResponse,
     ("POST", "/v1/caption"): client.CaptionResponse,
