@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from tests.conftest import MODEL_STORE
 from tests.server import LiveServer
 
+LOAD_CODES = {"deadline_exceeded", "overloaded", "model_unavailable"}
 MODELS = sorted(p.name for p in MODEL_STORE.iterdir() if (p / "config.yaml").is_file())
 
 
@@ -47,4 +48,9 @@ def test_no_server_errors(case: schemathesis.Case, live: LiveServer) -> None:
         seed = sum(map(ord, str(case.path_parameters)))
         case.path_parameters["name"] = MODELS[seed % len(MODELS)]
     response = case.call(base_url=live.url, timeout=30)
+    # 503/504 are the documented answers to a full queue or a tiny generated timeout_ms, not
+    # faults; whether a case reaches them depends on which examples the schema's hash draws.
+    if response.status_code in (503, 504):
+        assert response.json()["code"] in LOAD_CODES, response.text[:300]
+        return
     assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
