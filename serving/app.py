@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,15 +19,19 @@ from serving.core.fleet import ControlLog, Fleet
 from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.http import health, models, v2
+from serving.core.store import require_models
+from serving.http import health, models, ui, v2
+from serving.http.access import AccessLog
 from serving.http.auth import ApiKeyAuth, load_keys
 from serving.http.drain import CutOnDrain, Drain
 from serving.http.leases import VersionLeases
 from serving.http.observe import RequestMetrics
+from serving.http.openapi import install_openapi
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.http.task_routes import task_router
 from serving.http.timeouts import BodyDeadline
-from serving.settings import Settings, configure_logging
+from serving.logs import logging_config
+from serving.settings import Settings
 from serving.tasks import PIPELINES, TASKS
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require_models(settings.model_store)  # a missing or empty store stops the start
         budget = settings.thread_budget()
         log.info("thread budget: %s", budget)
         pool = ThreadPoolExecutor(budget.decode_threads, thread_name_prefix="decode")
@@ -58,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await repo.load_all(settings.load_models)
             await fleet.start()  # replay admin operations the other workers already applied
             app.state.loaded.set()
+            log_summary(repo, settings)
             trimmer = IdleTrimmer()
             while True:  # housekeeping, once a second
                 if control is not None:  # other workers' scrapes read our sampled gauges
@@ -84,14 +91,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Batched ONNX Runtime inference for vision models.",
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        docs_url=None,  # served by serving.http.ui from local files, not a CDN
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.drain = drain
     install_error_handlers(app)
     app.include_router(task_router(TASKS))
-    for module in (models, health, v2):
+    for module in (models, health, v2, ui):
         app.include_router(module.router)
+    install_openapi(app)
     # Added innermost first: CORS sees every response (401s included) and answers preflights.
     app.add_middleware(VersionLeases)
     app.add_middleware(
@@ -111,11 +122,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=settings.cors_headers,
             max_age=settings.cors_max_age_s,
         )
+    # Outermost: every response (401s, CORS preflights, drain cuts) gets a request id and a line.
+    app.add_middleware(AccessLog, enabled=settings.access_log)
     return app
 
 
 def create_worker_app() -> FastAPI:
     """Entry point of each ``fovea serve --workers N`` process: settings from ``FOVEA_*``."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     return create_app(settings)
+
+
+def log_summary(repo: ModelRepository, settings: Settings) -> None:
+    """One line an operator reads at start: how many models serve, and where to look next."""
+    entries = repo.entries()
+    ready = [e.name for e in entries if e.state.value == "ready"]
+    failed = [f"{e.name} ({e.reason})" for e in entries if e.state.value == "failed"]
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    base = f"http://{host}:{settings.port}"
+    level = logging.WARNING if failed or not ready else logging.INFO
+    log.log(
+        level,
+        "%d/%d models ready, demo page at %s/ and docs at %s/docs%s",
+        len(ready),
+        len(entries),
+        base,
+        base,
+        f"; failed: {'; '.join(failed)}" if failed else "",
+    )

@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging.config
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from serving.core.threads import usable_cores
-from serving.settings import Settings, configure_logging
+from serving.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from serving.core.store import ModelStoreError, require_models
+    from serving.logs import logging_config
     from serving.server import serve, serve_workers
 
     if args.workers is None and os.environ.get("FOVEA_WORKERS") == "auto":
@@ -26,7 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    try:
+        require_models(settings.model_store)
+    except ModelStoreError as exc:  # one clear line, not a start-up traceback
+        logging.getLogger("serving.cli").error("%s", exc)
+        return 2
     if settings.workers == 1:
         from serving.app import create_app
 
@@ -60,14 +68,37 @@ def _workers(value: str) -> int | str:
     return n
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    return int(importlib.import_module(module).main(argv) or 0)
+# command -> (module with its main(), the pyproject extra that brings its dependencies)
+DELEGATED = {
+    "export": ("export.cli", "export"),
+    "train": ("export.train_folder.cli", "export"),
+    "loadtest": ("loadtest.cli", "loadtest"),
+}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    """Run ``fovea <command>`` from its package; a missing optional dependency is one clear line
+    naming the extra that brings it, not a traceback."""
+    name, extra = DELEGATED[command]
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] in (name.split(".")[0], "serving"):
+            raise
+        print(
+            f"fovea {command} needs the '{extra}' extra ({exc.name} is not installed): "
+            f"pip install '.[{extra}]' in a clone of the repository, or "
+            f"pip install 'fovea[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    return int(module.main(argv) or 0)
 
 
 def _models(argv: list[str]) -> int:
     """``fovea models add MODEL.onnx``: no torch, only what serving already imports."""
     if argv[:1] == ["add"]:
-        return _delegate("serving.model_add", argv[1:])
+        return int(importlib.import_module("serving.model_add").main(argv[1:]) or 0)
     print("usage: fovea models add MODEL.onnx [options]  (see fovea models add --help)")
     return 2
 
@@ -76,12 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "models":
         return _models(argv[1:])
-    if argv and argv[0] == "export":
-        return _delegate("export.cli", argv[1:])
-    if argv and argv[0] == "train":
-        return _delegate("export.train_folder.cli", argv[1:])
-    if argv and argv[0] == "loadtest":
-        return _delegate("loadtest.cli", argv[1:])
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     parser = argparse.ArgumentParser(
         prog="fovea", description="Fovea: batched ONNX Runtime inference for vision models."
     )
@@ -100,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         help="model repository (FOVEA_MODEL_STORE; default ./model_store)",
     )
     serve.add_argument("--log-level", dest="log_level", help="FOVEA_LOG_LEVEL; default info")
+    serve.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=["plain", "json"],
+        help="FOVEA_LOG_FORMAT; default plain",
+    )
     budget = serve.add_argument_group(
         "processes and threads",
         "Decoding costs as much CPU as inference: size these so that "

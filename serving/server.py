@@ -20,6 +20,7 @@ from uvicorn.supervisors import multiprocess
 
 from serving.http.drain import Drain
 from serving.http.timeouts import HeaderTimeoutProtocol
+from serving.logs import logging_config
 from serving.settings import Settings
 
 _CUT_MARGIN_S = 2.0  # time for cut requests' 503s to leave before uvicorn cancels anything
@@ -73,7 +74,8 @@ def server_config(app: FastAPI | str, settings: Settings, **extra: Any) -> Fovea
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=logging_config(settings.log_level, settings.log_format),  # one format for all
+        access_log=False,  # serving.http.access writes one line per request instead
         http=HeaderTimeoutProtocol,
         header_timeout_s=settings.header_timeout_s,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s + _CUT_MARGIN_S),

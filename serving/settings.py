@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +41,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     model_store: Path = Path("model_store")
     log_level: str = "info"
+    log_format: Literal["plain", "json"] = Field(default="plain", description="log line format")
+    access_log: bool = Field(default=True, description="one log line per HTTP request")
     graceful_shutdown_s: float = Field(default=20.0, ge=0, description="drain window on SIGTERM")
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="whole request body")
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="width x height per image")
@@ -99,9 +100,3 @@ class Settings(BaseSettings):
             decode_threads=self.decode_threads,
             intra_op_threads=self.intra_op_threads,
         )
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-    )

@@ -52,6 +52,9 @@ def _rule(pattern: str, scope: str, methods: frozenset[str] | None = None) -> Ru
 # gallery:read to read (including searches that only read) and gallery:write to change.
 RULES: tuple[Rule, ...] = (
     _rule(r"/(?:healthz|readyz|metrics)", PUBLIC),
+    # The demo page and its files hold no data; a browser cannot send a key to open them, and
+    # the page then sends the key the user types with every API call.
+    _rule(r"/|/static/[^/]+", PUBLIC, _READS),
     _rule(r"/v2/health/(?:live|ready)", PUBLIC),
     _rule(r"/v2/repository/models/[^/]+/(?:load|unload)", "admin"),
     _rule(r"/v1/faces/identify", "gallery:read"),

@@ -7,16 +7,21 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves HTTP")
+@router.get("/healthz", summary="Liveness: the process serves HTTP", response_model=Health)
 async def healthz() -> ORJSONResponse:
     return ORJSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: every model finished loading (ready or failed)")
+@router.get(
+    "/readyz",
+    summary="Readiness: every model finished loading (ready or failed)",
+    response_model=Readiness,
+)
 async def readyz(request: Request) -> ORJSONResponse:
     state = request.app.state
     ready = state.loaded.is_set() and not state.drain.draining

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from serving.core.repository import ModelEntry, ModelRepository
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import ModelInfo, ModelList, RepositoryRow
 
 router = APIRouter(tags=["models"])
 
@@ -35,17 +36,29 @@ def _repo(request: Request) -> ModelRepository:
     return request.app.state.repository
 
 
-@router.get("/v1/models", summary="All models in the store with task, versions and state")
+@router.get(
+    "/v1/models",
+    summary="All models in the store with task, versions and state",
+    response_model=ModelList,
+)
 async def list_models(request: Request) -> ORJSONResponse:
     return ORJSONResponse({"models": [describe(e) for e in _repo(request).entries()]})
 
 
-@router.get("/v1/models/{name}", summary="One model: state, versions, providers, config, card")
+@router.get(
+    "/v1/models/{name}",
+    summary="One model: state, versions, providers, config, card",
+    response_model=ModelInfo,
+)
 async def get_model(name: str, request: Request) -> ORJSONResponse:
     return ORJSONResponse(describe(_repo(request).entry(name)))
 
 
-@router.post("/v2/repository/index", summary="Models in the store and their state")
+@router.post(
+    "/v2/repository/index",
+    summary="Models in the store and their state",
+    response_model=list[RepositoryRow],
+)
 async def repository_index(request: Request) -> ORJSONResponse:
     repo = _repo(request)
     known = {e.name: e for e in repo.entries()}
@@ -62,14 +75,22 @@ async def repository_index(request: Request) -> ORJSONResponse:
     return ORJSONResponse(rows)
 
 
-@router.post("/v2/repository/models/{name}/load", summary="Load or reload a model from disk")
+@router.post(
+    "/v2/repository/models/{name}/load",
+    summary="Load or reload a model from disk",
+    response_model=ModelInfo,
+)
 async def load_model(name: str, request: Request) -> ORJSONResponse:
     entry, everywhere = await request.app.state.fleet.run("load", name)
     status = 200 if entry.state.value == "ready" else 422
     return ORJSONResponse(describe(entry), status_code=status if everywhere else 503)
 
 
-@router.post("/v2/repository/models/{name}/unload", summary="Unload a model (drains its queue)")
+@router.post(
+    "/v2/repository/models/{name}/unload",
+    summary="Unload a model (drains its queue)",
+    response_model=ModelInfo,
+)
 async def unload_model(name: str, request: Request) -> ORJSONResponse:
     entry, everywhere = await request.app.state.fleet.run("unload", name)
     return ORJSONResponse(describe(entry), status_code=200 if everywhere else 503)

@@ -15,6 +15,13 @@ from serving.core.runtime import RejectedInput
 from serving.errors import BadRequest, ModelUnavailable
 from serving.http.inputs import read_body
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import (
+    ServerMetadata,
+    V2InferResponse,
+    V2ModelConfig,
+    V2ModelMetadata,
+    V2ModelStats,
+)
 from serving.http.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
@@ -25,7 +32,7 @@ def _repo(request: Request) -> ModelRepository:
     return request.app.state.repository
 
 
-@router.get("", summary="Server metadata")
+@router.get("", summary="Server metadata", response_model=ServerMetadata)
 async def server_metadata() -> ORJSONResponse:
     return ORJSONResponse({"name": "fovea", "version": __version__, "extensions": EXTENSIONS})
 
@@ -41,7 +48,11 @@ async def ready(request: Request) -> ORJSONResponse:
     return ORJSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("/models/stats", summary="Statistics of every loaded model version")
+@router.get(
+    "/models/stats",
+    summary="Statistics of every loaded model version",
+    response_model=V2ModelStats,
+)
 async def all_stats(request: Request) -> ORJSONResponse:
     stats = [
         v.recorder.stats.as_dict(v.name, str(v.version))
@@ -51,8 +62,12 @@ async def all_stats(request: Request) -> ORJSONResponse:
     return ORJSONResponse({"model_stats": stats})
 
 
-@router.get("/models/{name}", summary="Model metadata")
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get("/models/{name}", summary="Model metadata", response_model=V2ModelMetadata)
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model version metadata",
+    response_model=V2ModelMetadata,
+)
 async def model_metadata(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     entry = _repo(request).entry(name)
     if version is not None or entry.state is State.READY:
@@ -83,8 +98,16 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
     return ORJSONResponse({"name": name, "version": str(found.version), "ready": True})
 
 
-@router.get("/models/{name}/config", summary="Model configuration (Triton's layout)")
-@router.get("/models/{name}/versions/{version}/config", summary="Model version configuration")
+@router.get(
+    "/models/{name}/config",
+    summary="Model configuration (Triton's layout)",
+    response_model=V2ModelConfig,
+)
+@router.get(
+    "/models/{name}/versions/{version}/config",
+    summary="Model version configuration",
+    response_model=V2ModelConfig,
+)
 async def model_config(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     config = _repo(request).get(name, version).config
     b = config.batching
@@ -113,8 +136,16 @@ async def model_config(name: str, request: Request, version: str | None = None) 
     )
 
 
-@router.get("/models/{name}/stats", summary="Model statistics (Triton's statistics extension)")
-@router.get("/models/{name}/versions/{version}/stats", summary="Model version statistics")
+@router.get(
+    "/models/{name}/stats",
+    summary="Model statistics (Triton's statistics extension)",
+    response_model=V2ModelStats,
+)
+@router.get(
+    "/models/{name}/versions/{version}/stats",
+    summary="Model version statistics",
+    response_model=V2ModelStats,
+)
 async def model_stats(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     entry = _repo(request).entry(name)
     versions = [_repo(request).get(name, version)] if version else list(entry.versions.values())
@@ -122,8 +153,16 @@ async def model_stats(name: str, request: Request, version: str | None = None) -
     return ORJSONResponse({"model_stats": stats})
 
 
-@router.post("/models/{name}/infer", summary="Inference on tensors (JSON or binary)")
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference on a model version")
+@router.post(
+    "/models/{name}/infer",
+    summary="Inference on tensors (JSON or binary)",
+    response_model=V2InferResponse,
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Inference on a model version",
+    response_model=V2InferResponse,
+)
 async def infer(name: str, request: Request, version: str | None = None) -> Response:
     state = request.app.state
     deadline = Deadline.after_ms(state.settings.default_timeout_ms)
