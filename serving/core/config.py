@@ -39,6 +39,16 @@ class TensorSpec(Strict):
     name: str
     datatype: Datatype
     shape: list[int] = Field(description="-1 marks a dynamic axis; the first axis is the batch")
+    min_shape: list[int] | None = Field(
+        default=None,
+        description="smallest size of each axis the model accepts (e.g. a CNN's receptive field "
+        "on dynamic spatial axes); checked on tensor requests",
+    )
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="inclusive [min, max] of valid values (e.g. token ids below the vocabulary "
+        "size); checked on tensor requests",
+    )
 
     @field_validator("shape")
     @classmethod
@@ -46,6 +56,17 @@ class TensorSpec(Strict):
         if any(d < -1 or d == 0 for d in shape):
             raise ValueError("dimensions are positive or -1 (dynamic)")
         return shape
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TensorSpec:
+        if self.min_shape is not None:
+            if len(self.min_shape) != len(self.shape) or any(d < 0 for d in self.min_shape):
+                raise ValueError("min_shape needs one non-negative size per axis of shape")
+            if any(0 < s < m for s, m in zip(self.shape, self.min_shape, strict=True)):
+                raise ValueError("min_shape exceeds a fixed axis of shape")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError("range is [min, max] with min <= max")
+        return self
 
 
 class ShorterSide(Strict):
@@ -250,6 +271,18 @@ class Explain(Strict):
     )
 
 
+class ImageEncoder(Strict):
+    """The image half of a model split in two (one image, many questions: one backbone pass).
+
+    ``model`` (another model in the store, with the ``preprocess`` for the image) maps pixels
+    to ``output``; this model receives that tensor as its input ``input``.
+    """
+
+    model: str
+    output: str
+    input: str
+
+
 class Batching(Strict):
     max_batch_size: int = Field(default=8, ge=1, description="rows per ONNX Runtime call")
     max_queue_delay_ms: float = Field(
@@ -257,6 +290,12 @@ class Batching(Strict):
     )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows admitted and not yet answered (decoding, queued, running) before a "
+        "request is refused with 503 at the door; max_queue_size if unset",
+    )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"
     )
@@ -268,6 +307,10 @@ class Batching(Strict):
             raise ValueError(f"preferred_batch_sizes {bad} outside 1..max_batch_size")
         return self
 
+    @property
+    def admission_limit(self) -> int:
+        return self.max_in_flight or self.max_queue_size
+
 
 class Runtime(Strict):
     providers: list[str] = Field(
@@ -275,11 +318,20 @@ class Runtime(Strict):
         description="in order of preference; those not installed are skipped",
     )
     instances: int = Field(default=1, ge=1, description="concurrent ONNX Runtime runs")
-    intra_op_threads: int = Field(default=0, ge=0, description="0 lets ONNX Runtime decide")
+    intra_op_threads: int = Field(default=0, ge=0, description="0: the server's thread budget")
     allow_spinning: bool = Field(
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    provider_options: dict[str, dict[str, str | int]] = Field(
+        default_factory=dict,
+        description="per provider, merged over the server's defaults (e.g. CUDA's device_id)",
+    )
+    io_binding: bool | None = Field(
+        default=None,
+        description="bind inputs/outputs explicitly (one host-device copy each way); "
+        "unset: on for GPU providers, off on CPU",
+    )
 
 
 class Card(Strict):
@@ -304,6 +356,7 @@ class ModelConfig(Strict):
     outputs: list[TensorSpec] = Field(min_length=1)
     preprocess: Preprocess | None = None
     text: TextInput | None = None
+    image_encoder: ImageEncoder | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
     embedding: Embedding | None = None
     explain: Explain | None = None
@@ -321,6 +374,8 @@ class ModelConfig(Strict):
             missing = {self.text.input, self.text.lengths_input or self.text.input} - inputs
             if missing:
                 raise ValueError(f"text inputs {sorted(missing)} are not among inputs")
+        if self.image_encoder is not None and self.image_encoder.input not in inputs:
+            raise ValueError(f"image_encoder.input {self.image_encoder.input!r} is not an input")
         for attr in ("output", "boxes_output", "scores_output"):
             out = getattr(self.postprocess, attr, None)
             if out is not None and out not in outputs:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from serving import __version__
 from serving.core.deadline import Deadline
 from serving.core.repository import ModelRepository, ModelVersion, State
+from serving.core.runtime import RejectedInput
 from serving.errors import BadRequest, ModelUnavailable
 from serving.http.inputs import read_body
 from serving.http.responses import ORJSONResponse
@@ -30,14 +31,14 @@ async def server_metadata() -> ORJSONResponse:
 
 
 @router.get("/health/live", summary="Server liveness")
-async def live() -> Response:
-    return Response(status_code=200)
+async def live() -> ORJSONResponse:
+    return ORJSONResponse({"live": True})
 
 
 @router.get("/health/ready", summary="Server readiness")
-async def ready(request: Request) -> Response:
-    ok = request.app.state.loaded.is_set() and not request.app.state.draining
-    return Response(status_code=200 if ok else 503)
+async def ready(request: Request) -> ORJSONResponse:
+    ok = request.app.state.loaded.is_set() and not request.app.state.drain.draining
+    return ORJSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
 @router.get("/models/stats", summary="Statistics of every loaded model version")
@@ -77,9 +78,9 @@ async def model_metadata(name: str, request: Request, version: str | None = None
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 @router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
-async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
-    _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
-    return Response(status_code=200)
+async def model_ready(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    found = _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
+    return ORJSONResponse({"name": name, "version": str(found.version), "ready": True})
 
 
 @router.get("/models/{name}/config", summary="Model configuration (Triton's layout)")
@@ -159,5 +160,11 @@ async def _run(
             code="batch_too_large",
         )
     rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
-    results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    try:
+        results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    except RejectedInput as exc:
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in inputs.items())
+        raise BadRequest(
+            f"{model.name} cannot run the inputs ({shapes}): {exc}", code="invalid_input"
+        ) from None
     return {k: np.stack([r[k] for r in results]) for k in results[0]}

@@ -13,25 +13,17 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from pydantic import BaseModel, Field
-
 from serving.core.config import SequenceDecoding
 from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
 from serving.settings import Settings
-from serving.tasks.caption.beam_search import BeamSearch, DecodeOptions, detokenize
+from serving.tasks.caption.beam_search import DecodeOptions
+from serving.tasks.caption.decode_loop import Caption, decode_captions
 from serving.tasks.image_pipeline import ImagePipeline
-from serving.text import BOS, EOS, PAD, UNK, Vocabulary
+from serving.text import BOS, EOS, Vocabulary
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
-
-
-class Caption(BaseModel):
-    text: str
-    log_probability: float = Field(description="sum over generated tokens, <eos> included")
-    tokens: int = Field(description="generated tokens, <eos> included")
 
 
 class CaptioningPipeline(ImagePipeline):
@@ -49,7 +41,6 @@ class CaptioningPipeline(ImagePipeline):
         outputs = {o.name for o in config.outputs}
         if not set(self.post.state) <= outputs:
             raise ValueError(f"state {sorted(self.post.state)} must be among the encoder outputs")
-        self.context = sorted(outputs - set(self.post.state))
         self.encoder_outputs = outputs
 
     def option_defaults(self) -> dict[str, Any]:
@@ -81,38 +72,12 @@ class CaptioningPipeline(ImagePipeline):
         self, images: list[bytes], *, options: DecodeOptions, deadline: Deadline
     ) -> list[list[Caption]]:
         _, encoded = await self.infer_images(images, deadline)
-        return list(
-            await asyncio.gather(*(self._decode(e, options, deadline) for e in encoded))
-        )
 
-    async def _decode(
-        self, encoded: Tensors, options: DecodeOptions, deadline: Deadline
-    ) -> list[Caption]:
-        vocab, post = self.vocab, self.post
-        search = BeamSearch(
-            {k: encoded[k] for k in post.state},
-            bos=vocab.id(BOS),
-            eos=vocab.id(EOS),
-            options=options,
-            banned=(vocab.id(PAD), vocab.id(UNK), vocab.id(BOS)),
+        async def step(rows: list[Tensors]) -> list[Tensors]:
+            return await self.decoder.infer(rows, timeout_s=deadline.remaining_s())
+
+        return list(
+            await asyncio.gather(
+                *(decode_captions(e, step, self.post, self.vocab, options) for e in encoded)
+            )
         )
-        context = {k: encoded[k] for k in self.context}
-        while not search.finished:
-            rows = [
-                {post.token_input: np.asarray(r.token, dtype=np.int64), **r.state, **context}
-                for r in search.rows()
-            ]
-            outputs = await self.decoder.infer(rows, timeout_s=deadline.remaining_s())
-            search.advance(
-                [o[post.log_probs_output] for o in outputs],
-                [{k: o[v] for k, v in post.state.items()} for o in outputs],
-            )
-        eos = vocab.id(EOS)
-        return [
-            Caption(
-                text=detokenize(h.tokens, vocab.tokens, eos),
-                log_probability=h.log_prob,
-                tokens=len(h.tokens),
-            )
-            for h in search.results()
-        ]

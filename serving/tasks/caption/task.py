@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 from serving.core.config import SequenceDecoding
 from serving.errors import Unprocessable
 from serving.tasks.caption.beam_search import DecodeOptions
-from serving.tasks.caption.pipeline import Caption, CaptioningPipeline
+from serving.tasks.caption.decode_loop import Caption
+from serving.tasks.caption.pipeline import CaptioningPipeline
 from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
 
 

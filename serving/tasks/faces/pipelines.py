@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -66,6 +66,14 @@ class FaceDetectionPipeline(Pipeline):
         return {"rnet": self.post.rnet_model, "onet": self.post.onet_model}
 
     def bind(self, models: Mapping[str, ModelVersion]) -> None:
+        """The stages' crop sizes come from their configs' fixed square input shapes."""
+        sizes = {}
+        for stage, model in models.items():
+            shape = model.config.inputs[0].shape
+            if len(shape) != 4 or shape[2] != shape[3] or shape[2] <= 0:
+                raise ValueError(f"{model.name!r} ({stage}) needs a fixed square input")
+            sizes[f"{stage}_size"] = shape[2]
+        self.params = replace(self.params, **sizes)
         self.stages = dict(models)
 
     def _load(self, data: bytes) -> tuple[np.ndarray, float]:
