@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import multiprocess
 from starlette.middleware.cors import CORSMiddleware
 
 from serving import __version__
+from serving.core.fleet import ControlLog, Fleet
+from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
 from serving.http import health, models, v2
@@ -22,7 +26,7 @@ from serving.http.observe import RequestMetrics
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.http.task_routes import task_router
 from serving.http.timeouts import BodyDeadline
-from serving.settings import Settings
+from serving.settings import Settings, configure_logging
 from serving.tasks import PIPELINES, TASKS
 
 log = logging.getLogger(__name__)
@@ -36,14 +40,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode")
+        budget = settings.thread_budget()
+        log.info("thread budget: %s", budget)
+        pool = ThreadPoolExecutor(budget.decode_threads, thread_name_prefix="decode")
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)
         app.state.repository = repo
         app.state.loaded = asyncio.Event()
 
+        async def apply(op: str, name: str) -> object:
+            return await (repo.load(name) if op == "load" else repo.unload(name))
+
+        control = ControlLog(settings.shared_dir) if settings.shared_dir else None
+        fleet = Fleet(apply, control, workers=settings.workers)
+        app.state.fleet = fleet
+
         async def load() -> None:
             await repo.load_all(settings.load_models)
+            await fleet.start()  # replay admin operations the other workers already applied
             app.state.loaded.set()
+            trimmer = IdleTrimmer()
+            while True:  # housekeeping, once a second
+                if control is not None:  # other workers' scrapes read our sampled gauges
+                    metrics.sample_gauges()
+                trimmer.tick(busy=repo.rows_in_flight() > 0)
+                await asyncio.sleep(1.0)
 
         # Load in the background: the port opens at once and /readyz reports progress.
         loading = asyncio.create_task(load())
@@ -52,8 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             drain.draining = True
             loading.cancel()
+            await fleet.stop()
             await repo.close()
             pool.shutdown(wait=False, cancel_futures=True)
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                multiprocess.mark_process_dead(os.getpid())  # its gauges leave the live sums
 
     app = FastAPI(
         title="Fovea",
@@ -89,3 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=settings.cors_max_age_s,
         )
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """Entry point of each ``fovea serve --workers N`` process: settings from ``FOVEA_*``."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

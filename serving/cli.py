@@ -5,27 +5,59 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-from serving.settings import Settings
+from serving.core.threads import usable_cores
+from serving.settings import Settings, configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from serving.app import create_app
-    from serving.server import serve
+    from serving.server import serve, serve_workers
 
+    if args.workers is None and os.environ.get("FOVEA_WORKERS") == "auto":
+        args.workers = "auto"
+    if args.workers == "auto":
+        args.workers = args.cores or usable_cores()
     overrides = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    serve(create_app(settings), settings)
+    configure_logging(settings.log_level)
+    if settings.workers == 1:
+        from serving.app import create_app
+
+        serve(create_app(settings), settings)
+        return 0
+    # Several full-app workers on one listening socket. They read their settings from the
+    # environment and share a folder for the admin control log and the metrics files; the
+    # variables must be set before a worker imports prometheus_client.
+    with tempfile.TemporaryDirectory(prefix="fovea-") as shared:
+        (Path(shared) / "metrics").mkdir()
+        os.environ.update({f"FOVEA_{k.upper()}": _env(v) for k, v in overrides.items()})
+        os.environ["FOVEA_SHARED_DIR"] = shared
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(shared) / "metrics")
+        serve_workers("serving.app:create_worker_app", settings)
     return 0
+
+
+def _env(value: object) -> str:
+    return json.dumps(value) if isinstance(value, list | tuple) else str(value)
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a positive integer or 'auto'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("a positive integer or 'auto'")
+    return n
 
 
 def _delegate(module: str, argv: list[str]) -> int:
@@ -68,11 +100,38 @@ def main(argv: list[str] | None = None) -> int:
         help="model repository (FOVEA_MODEL_STORE; default ./model_store)",
     )
     serve.add_argument("--log-level", dest="log_level", help="FOVEA_LOG_LEVEL; default info")
-    serve.add_argument(
+    budget = serve.add_argument_group(
+        "processes and threads",
+        "Decoding costs as much CPU as inference: size these so that "
+        "workers x (decode threads + ORT threads) ~= cores. Unset values come from the thread "
+        "budget: each worker's share of the usable cores (scheduler affinity and cgroup quota, "
+        "not the host's core count) is split between ORT intra-op threads (half) and decode "
+        "threads (the rest), at least one each.",
+    )
+    budget.add_argument(
+        "--workers",
+        type=_workers,
+        help="server processes, each a full app on the same port; 'auto' = one per usable "
+        "core (FOVEA_WORKERS; default 1). Admin load/unload reach every worker; /metrics sums "
+        "them; SIGTERM drains them all",
+    )
+    budget.add_argument(
+        "--cores",
+        type=int,
+        help="cores to budget for (FOVEA_CORES; default: usable cores)",
+    )
+    budget.add_argument(
         "--decode-threads",
         dest="decode_threads",
         type=int,
-        help="image decode workers (FOVEA_DECODE_THREADS; default: CPU count)",
+        help="image decode threads per worker (FOVEA_DECODE_THREADS; default: from the budget)",
+    )
+    budget.add_argument(
+        "--intra-op-threads",
+        dest="intra_op_threads",
+        type=int,
+        help="ONNX Runtime intra-op threads per session, for models whose config leaves "
+        "runtime.intra_op_threads at 0 (FOVEA_INTRA_OP_THREADS; default: from the budget)",
     )
     args = parser.parse_args(argv)
     if args.command == "serve":

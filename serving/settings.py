@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.core.threads import ThreadBudget, plan
 
 Scope = Literal["infer", "gallery:read", "gallery:write", "admin"]
 
@@ -44,8 +46,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="whole request body")
     max_image_pixels: int = Field(default=50_000_000, gt=0, description="width x height per image")
     max_images_per_request: int = Field(default=64, gt=0)
-    decode_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, gt=0, description="image decode workers"
+    workers: int = Field(default=1, ge=1, description="server processes, each a full app")
+    cores: int | None = Field(
+        default=None, gt=0, description="cores to budget for; affinity/cgroup quota if unset"
+    )
+    decode_threads: int | None = Field(
+        default=None, gt=0, description="image decode threads per worker; from the budget if unset"
+    )
+    intra_op_threads: int | None = Field(
+        default=None,
+        gt=0,
+        description="ONNX Runtime threads per session for models that leave it at 0; budget",
     )
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
     admin_token: str | None = Field(
@@ -72,6 +83,25 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="a request's whole body must arrive within this time"
     )
     load_models: list[str] | None = Field(default=None, description="subset to load at start")
+    shared_dir: Path | None = Field(
+        default=None,
+        description="set by `fovea serve --workers N` for its workers: control log and metrics",
+    )
     face_gallery_dir: Path = Field(
         default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
+    )
+
+    def thread_budget(self) -> ThreadBudget:
+        """Per-worker decode and ORT threads: explicit settings win, the rest share the cores."""
+        return plan(
+            cores=self.cores,
+            workers=self.workers,
+            decode_threads=self.decode_threads,
+            intra_op_threads=self.intra_op_threads,
+        )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
     )

@@ -332,6 +332,18 @@ class Explain(Strict):
     )
 
 
+class ImageEncoder(Strict):
+    """The image half of a model split in two (one image, many questions: one backbone pass).
+
+    ``model`` (another model in the store, with the ``preprocess`` for the image) maps pixels
+    to ``output``; this model receives that tensor as its input ``input``.
+    """
+
+    model: str
+    output: str
+    input: str
+
+
 class Batching(Strict):
     max_batch_size: int = Field(
         default=8,
@@ -344,6 +356,12 @@ class Batching(Strict):
     )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows admitted and not yet answered (decoding, queued, running) before a "
+        "request is refused with 503 at the door; max_queue_size if unset",
+    )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"
     )
@@ -364,6 +382,10 @@ class Batching(Strict):
     def rows_per_run(self) -> int:
         return max(self.max_batch_size, 1)
 
+    @property
+    def admission_limit(self) -> int:
+        return self.max_in_flight or self.max_queue_size
+
 
 class Runtime(Strict):
     providers: list[str] = Field(
@@ -371,11 +393,20 @@ class Runtime(Strict):
         description="in order of preference; those not installed are skipped",
     )
     instances: int = Field(default=1, ge=1, description="concurrent ONNX Runtime runs")
-    intra_op_threads: int = Field(default=0, ge=0, description="0 lets ONNX Runtime decide")
+    intra_op_threads: int = Field(default=0, ge=0, description="0: the server's thread budget")
     allow_spinning: bool = Field(
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    provider_options: dict[str, dict[str, str | int]] = Field(
+        default_factory=dict,
+        description="per provider, merged over the server's defaults (e.g. CUDA's device_id)",
+    )
+    io_binding: bool | None = Field(
+        default=None,
+        description="bind inputs/outputs explicitly (one host-device copy each way); "
+        "unset: on for GPU providers, off on CPU",
+    )
 
 
 class Card(Strict):
@@ -400,6 +431,7 @@ class ModelConfig(Strict):
     outputs: list[TensorSpec] = Field(min_length=1)
     preprocess: Preprocess | None = None
     text: TextInput | None = None
+    image_encoder: ImageEncoder | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
     embedding: Embedding | None = None
     explain: Explain | None = None
@@ -417,6 +449,8 @@ class ModelConfig(Strict):
             missing = {self.text.input, self.text.lengths_input or self.text.input} - inputs
             if missing:
                 raise ValueError(f"text inputs {sorted(missing)} are not among inputs")
+        if self.image_encoder is not None and self.image_encoder.input not in inputs:
+            raise ValueError(f"image_encoder.input {self.image_encoder.input!r} is not an input")
         for attr in _OUTPUT_FIELDS:
             out = getattr(self.postprocess, attr, None)
             if out is not None and out not in outputs:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.core.admission import Admission
 from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
 from serving.core.metrics import BatchRecorder, Metrics
@@ -55,6 +56,7 @@ class ModelVersion:
     batcher: DynamicBatcher[Tensors, Tensors]
     recorder: BatchRecorder
     file_stamp: tuple[int, int]
+    admission: Admission
     pipeline: Any = None
     leases: int = 0  # requests that resolved this version and have not finished
     bound: list[ModelVersion] = field(default_factory=list)  # dependencies its pipeline uses
@@ -128,6 +130,7 @@ class ModelRepository:
         self._pipelines = pipelines
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._intra_op_threads = settings.thread_budget().intra_op_threads
 
     # -- queries ---------------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -170,6 +173,14 @@ class ModelRepository:
             )
         chosen = next((e for e in ready if e.config and e.config.default_for_task), ready[0])
         return self.get(chosen.name, version)
+
+    def rows_in_flight(self) -> int:
+        """Rows admitted or queued and not yet answered, over every loaded version."""
+        return sum(
+            v.admission.in_flight + v.batcher.queue_depth + v.batcher.in_flight
+            for e in self.entries()
+            for v in e.versions.values()
+        )
 
     def all_ready(self) -> bool:
         return all(e.state in (State.READY, State.FAILED, State.UNLOADED) for e in self.entries())
@@ -316,7 +327,7 @@ class ModelRepository:
         self, config: ModelConfig, number: int, path: Path, stamp: tuple[int, int]
     ) -> ModelVersion:
         def build() -> OnnxModel:
-            model = OnnxModel(path, config)
+            model = OnnxModel(path, config, default_threads=self._intra_op_threads)
             model.warmup()
             return model
 
@@ -333,8 +344,12 @@ class ModelRepository:
         batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(
             model.run_rows, policy, name=f"{config.name}/{number}", observer=recorder
         )
+        rejected = self.metrics.rejected.labels(config.name, str(number))
+        admission = Admission(
+            b.admission_limit, name=f"{config.name}/{number}", on_reject=rejected.inc
+        )
         version = ModelVersion(
-            config.name, number, path.parent, config, model, batcher, recorder, stamp
+            config.name, number, path.parent, config, model, batcher, recorder, stamp, admission
         )
         factory = self._pipelines.get(config.task)
         try:
@@ -344,9 +359,9 @@ class ModelRepository:
         except Exception:
             await batcher.close(drain_timeout_s=0)
             raise
-        self.metrics.queue_depth.labels(config.name, str(number)).set_function(
-            lambda: batcher.queue_depth
-        )
+        labels = (config.name, str(number))
+        self.metrics.track(self.metrics.queue_depth, labels, lambda: batcher.queue_depth)
+        self.metrics.track(self.metrics.in_flight, labels, lambda: admission.in_flight)
         return version
 
     async def _close(self, versions: list[ModelVersion]) -> None:
@@ -358,9 +373,10 @@ class ModelRepository:
             await v.batcher.close(drain_timeout_s=max(0.0, end - time.perf_counter()))
             current = self._entries.get(v.name)
             if current is not None and current.versions.get(v.version, v) is not v:
-                continue  # its replacement now owns the version's queue gauge
-            with contextlib.suppress(KeyError):  # never registered if the load failed early
-                self.metrics.queue_depth.remove(v.name, str(v.version))
+                continue  # its replacement now owns the version's gauges
+            labels = (v.name, str(v.version))
+            self.metrics.untrack(self.metrics.queue_depth, labels)
+            self.metrics.untrack(self.metrics.in_flight, labels)
 
 
 def _parse_version(version: int | str) -> int:

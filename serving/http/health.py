@@ -1,9 +1,9 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics (summed over workers when there are several)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from serving.http.responses import ORJSONResponse
@@ -26,6 +26,4 @@ async def readyz(request: Request) -> ORJSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

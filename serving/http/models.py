@@ -64,10 +64,12 @@ async def repository_index(request: Request) -> ORJSONResponse:
 
 @router.post("/v2/repository/models/{name}/load", summary="Load or reload a model from disk")
 async def load_model(name: str, request: Request) -> ORJSONResponse:
-    entry = await _repo(request).load(name)
-    return ORJSONResponse(describe(entry), status_code=200 if entry.state.value == "ready" else 422)
+    entry, everywhere = await request.app.state.fleet.run("load", name)
+    status = 200 if entry.state.value == "ready" else 422
+    return ORJSONResponse(describe(entry), status_code=status if everywhere else 503)
 
 
 @router.post("/v2/repository/models/{name}/unload", summary="Unload a model (drains its queue)")
 async def unload_model(name: str, request: Request) -> ORJSONResponse:
-    return ORJSONResponse(describe(await _repo(request).unload(name)))
+    entry, everywhere = await request.app.state.fleet.run("unload", name)
+    return ORJSONResponse(describe(entry), status_code=200 if everywhere else 503)

@@ -98,10 +98,18 @@ class ImagePreprocessor:
         if self.config.channel_order == "BGR":
             pixels = pixels[..., ::-1]
         if self.config.datatype == "UINT8":
-            out = pixels
-        else:
-            out = pixels.astype(np.float32) * self._gain + self._bias
-            out = out.astype(_NUMPY_DTYPES[self.config.datatype], copy=False)
+            out = pixels.transpose(2, 0, 1) if self.config.layout == "NCHW" else pixels
+            return np.ascontiguousarray(out)
+        # uint8 until here; one float32 buffer in the model's layout, written in place
+        # (x * gain + bias per channel), with no float temporaries or transposed copies.
+        h, w = pixels.shape[:2]
         if self.config.layout == "NCHW":
-            out = out.transpose(2, 0, 1)
-        return np.ascontiguousarray(out)
+            out = np.empty((3, h, w), dtype=np.float32)
+            for c in range(3):
+                np.multiply(pixels[:, :, c], self._gain[c], out=out[c])
+                out[c] += self._bias[c]
+        else:
+            out = np.empty((h, w, 3), dtype=np.float32)
+            np.multiply(pixels, self._gain, out=out)
+            out += self._bias
+        return out.astype(_NUMPY_DTYPES[self.config.datatype], copy=False)
