@@ -27,5 +27,8 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(default=None, description="required by load/unload if set")
     load_models: list[str] | None = Field(default=None, description="subset to load at start")
     face_gallery_dir: Path = Field(
-        default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
+        default=Path("face_gallery"), description="enrolled faces, one store per embedding model"
+    )
+    collections_dir: Path = Field(
+        default=Path("collections"), description="image collections, one store per collection"
     )
