@@ -16,6 +16,7 @@ from serving.core.repository import ModelRepository
 from serving.http import (
     caption,
     classify,
+    collections,
     detect,
     faces,
     health,
@@ -29,6 +30,7 @@ from serving.http.observe import RequestMetrics
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.settings import Settings
 from serving.tasks import PIPELINES
+from serving.vectors.catalog import Catalog
 from serving.vectors.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -71,11 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.collections = Catalog(settings.collections_dir)
+    app.state.embedders = {}  # one ImageEmbedder per loaded model version, built on first use
     app.state.stores = StoreRegistry(
         {"faces": settings.face_gallery_dir, "collections": settings.collections_dir}
     )
     install_error_handlers(app)
-    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2, stores):
+    routers = (classify, detect, segment, caption, vqa, faces, collections, stores, models, health)
+    for module in (*routers, v2):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
