@@ -209,6 +209,9 @@ def one_size(
     data: np.ndarray, queries: np.ndarray, libs: list[str], threads: int, adds: int
 ) -> dict[str, Any]:
     t = time.perf_counter()
+    print(
+        f"{len(data):,} x {data.shape[1]}: exact ground truth, then {', '.join(libs)}", flush=True
+    )
     truth = exact_topk(data, queries, K)
     result: dict[str, Any] = {
         "vectors": len(data),
@@ -246,7 +249,7 @@ def print_size(result: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--big-queries", type=int, default=200, help="queries at >= 1M vectors")
