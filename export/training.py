@@ -1,4 +1,5 @@
-"""A small, resumable training loop shared by the recipes: AdamW, warm-up + cosine, checkpoints.
+"""The recipes' training loops, resumable from checkpoints: by steps (AdamW, warm-up + cosine;
+the scene models) and by epochs (Adam, cosine, best validation epoch kept; captioner, VQA).
 
 Training runs on shared CPUs, so it can be stopped at any time and resumed from the last
 checkpoint with the same result as an uninterrupted run (model, optimiser and sampler state).
@@ -102,3 +103,99 @@ def _save(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, step: 
     state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step}
     torch.save(state, tmp)
     tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """An epoch schedule: Adam with cosine decay per epoch; the best validation epoch is kept."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+    clip_norm: float | None = None
+    higher_is_better: bool = False  # accuracy: True; a loss: False
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+
+
+def fit_epochs(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    items: int,
+    validate: Callable[[], float],
+    schedule: Epochs,
+    *,
+    name: str,
+    checkpoint: Path | None = None,
+    trainable: Callable[[str], bool] = lambda key: True,
+    tag: object = None,
+) -> list[float]:
+    """Train ``params`` of ``model`` over shuffled batches of ``items`` indices, validate after
+    each epoch, and leave the model at its best epoch. Returns the validation history.
+
+    With ``checkpoint``, every epoch is saved and a rerun resumes after the last one, if its
+    ``tag`` (e.g. the model's config) matches. Only the state-dict keys ``trainable`` accepts
+    are kept for the best epoch (frozen parts never move).
+    """
+    torch.manual_seed(schedule.seed)
+    opt = torch.optim.Adam(params, lr=schedule.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=schedule.epochs)
+    sign = 1.0 if schedule.higher_is_better else -1.0
+    state: dict = {"epoch": 0, "best": -math.inf, "best_state": None, "history": [], "tag": tag}
+    saved = {}
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+    if saved and saved["state"].get("tag") == tag:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        state = saved["state"]
+        print(f"[{name}] resumed from {checkpoint} after epoch {state['epoch']}", flush=True)
+    generator = torch.Generator().manual_seed(schedule.seed + state["epoch"])
+    steps = 0
+    for epoch in range(state["epoch"] + 1, schedule.epochs + 1):
+        model.train()
+        started, total = time.perf_counter(), 0.0
+        for idx in torch.randperm(items, generator=generator).split(schedule.batch_size):
+            loss = batch_loss(idx)
+            opt.zero_grad()
+            loss.backward()
+            if schedule.clip_norm is not None:
+                nn.utils.clip_grad_norm_(params, schedule.clip_norm)
+            opt.step()
+            total += loss.item() * len(idx)
+            steps += 1
+            if schedule.max_steps is not None and steps >= schedule.max_steps:
+                break
+        sched.step()
+        model.eval()
+        val = validate()
+        print(
+            f"[{name}] epoch {epoch}/{schedule.epochs} train loss {total / items:.4f} "
+            f"val {val:.4f} ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+        if sign * val > state["best"]:
+            state["best"] = sign * val
+            state["best_state"] = {
+                k: t.clone() for k, t in model.state_dict().items() if trainable(k)
+            }
+        state["epoch"] = epoch
+        state["history"].append(val)
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "state": state,
+                },
+                checkpoint,
+            )
+        if schedule.max_steps is not None and steps >= schedule.max_steps:
+            break
+    model.load_state_dict(state["best_state"], strict=False)
+    model.eval()
+    return state["history"]

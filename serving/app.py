@@ -13,23 +13,12 @@ from fastapi import FastAPI
 from serving import __version__
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.http import (
-    caption,
-    classify,
-    collections,
-    detect,
-    faces,
-    health,
-    models,
-    segment,
-    stores,
-    v2,
-    vqa,
-)
+from serving.http import collections, health, models, stores, v2
 from serving.http.observe import RequestMetrics
 from serving.http.responses import ORJSONResponse, install_error_handlers
+from serving.http.task_routes import task_router
 from serving.settings import Settings
-from serving.tasks import PIPELINES
+from serving.tasks import PIPELINES, TASKS
 from serving.vectors.catalog import Catalog
 from serving.vectors.registry import StoreRegistry
 
@@ -79,8 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         {"faces": settings.face_gallery_dir, "collections": settings.collections_dir}
     )
     install_error_handlers(app)
-    routers = (classify, detect, segment, caption, vqa, faces, collections, stores, models, health)
-    for module in (*routers, v2):
+    app.include_router(task_router(TASKS))
+    for module in (collections, stores, models, health, v2):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

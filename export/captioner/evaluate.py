@@ -1,21 +1,27 @@
-"""Captions from the exported ONNX pair, decoded by the server's own beam search, scored with
+"""Captions from the exported ONNX pair, decoded by the server's own decoding loop, scored with
 ``pycocoevalcap`` (BLEU-1..4 and CIDEr-D; its METEOR and SPICE need Java and are not run).
 
-All images decode in lockstep: each step, the live hypotheses of every image form one batch
-for the decoder step, as the server's step-level batching does across requests.
+Each image decodes in its own coroutine through :func:`serving.tasks.caption.decode_loop.
+decode_captions`, every step submitting its rows to a :class:`serving.core.batching.
+DynamicBatcher` over the decoder session: the same loop and the same step-level batching as the
+server, with the state map taken from the model's ``sequence_decoding`` config.
 """
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from serving.tasks.caption.beam_search import BeamSearch, DecodeOptions, detokenize
-from serving.text import BOS, EOS, PAD, UNK, Vocabulary, tokenize
-
-STATE = {"h": "h_next", "c": "c_next"}  # decoder input <- decoder output of the previous step
+from serving.core.batching import BatchPolicy, DynamicBatcher
+from serving.core.config import SequenceDecoding
+from serving.core.runtime import Tensors, run_rows
+from serving.tasks.caption.beam_search import DecodeOptions
+from serving.tasks.caption.decode_loop import decode_captions
+from serving.text import Vocabulary, tokenize
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -24,57 +30,45 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _runner(sess: ort.InferenceSession) -> partial:
+    names = [o.name for o in sess.get_outputs()]
+    return partial(run_rows, lambda feeds: dict(zip(names, sess.run(names, feeds), strict=True)))
+
+
 def caption_images(
     encoder: Path,
     decoder: Path,
     pixels: np.ndarray,
     vocab: Vocabulary,
     options: DecodeOptions,
+    decoding: SequenceDecoding,
 ) -> list[list[tuple[str, float]]]:
     """Per image, the best ``num_captions`` (text, log-prob), best first."""
-    enc, dec = session(encoder), session(decoder)
-    names = [o.name for o in enc.get_outputs()]
+    encode = _runner(session(encoder))
     encoded = [
-        dict(zip(names, enc.run(None, {"pixels": pixels[s : s + 16]}), strict=True))
+        row
         for s in range(0, len(pixels), 16)
+        for row in encode([{"pixels": p} for p in pixels[s : s + 16]])
     ]
-    outputs = {k: np.concatenate([e[k] for e in encoded]) for k in names}
-    context = [{k: outputs[k][i] for k in names if k not in STATE} for i in range(len(pixels))]
-    searches = [
-        BeamSearch(
-            {k: outputs[k][i] for k in STATE},
-            bos=vocab.id(BOS),
-            eos=vocab.id(EOS),
-            options=options,
-            banned=(vocab.id(PAD), vocab.id(UNK), vocab.id(BOS)),
+    return asyncio.run(_decode_all(encoded, _runner(session(decoder)), vocab, options, decoding))
+
+
+async def _decode_all(
+    encoded: list[Tensors],
+    step_rows: partial,
+    vocab: Vocabulary,
+    options: DecodeOptions,
+    decoding: SequenceDecoding,
+) -> list[list[tuple[str, float]]]:
+    policy = BatchPolicy(max_batch_size=1024, max_queue_size=1 << 20)
+    batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(step_rows, policy, name="decoder")
+    try:
+        found = await asyncio.gather(
+            *(decode_captions(e, batcher.submit, decoding, vocab, options) for e in encoded)
         )
-        for i in range(len(pixels))
-    ]
-    while not all(s.finished for s in searches):
-        active = [(i, s, s.rows()) for i, s in enumerate(searches) if not s.finished]
-        feeds: dict[str, list[np.ndarray]] = {"token": [], **{k: [] for k in names}}
-        for i, _, rows in active:
-            for row in rows:
-                feeds["token"].append(np.asarray(row.token, dtype=np.int64))
-                for k in STATE:
-                    feeds[k].append(row.state[k])
-                for k, v in context[i].items():
-                    feeds[k].append(v)
-        log_probs, *states = dec.run(None, {k: np.stack(v) for k, v in feeds.items()})
-        out_names = [o.name for o in dec.get_outputs()][1:]
-        at = 0
-        for _, search, rows in active:
-            n = len(rows)
-            new = [
-                {k: states[out_names.index(v)][at + j] for k, v in STATE.items()} for j in range(n)
-            ]
-            search.advance(list(log_probs[at : at + n]), new)
-            at += n
-    eos = vocab.id(EOS)
-    return [
-        [(detokenize(h.tokens, vocab.tokens, eos), h.log_prob) for h in s.results()]
-        for s in searches
-    ]
+    finally:
+        await batcher.close()
+    return [[(c.text, c.log_probability) for c in captions] for captions in found]
 
 
 def caption_metrics(references: list[list[str]], hypotheses: list[str]) -> dict[str, float]:

@@ -19,13 +19,14 @@ import torch
 
 from export.captioner.captions import mention_counts, mention_rates
 from export.captioner.data import PREPROCESS, build_split, caption_table, preprocessor
-from export.captioner.evaluate import STATE, caption_images, caption_metrics
+from export.captioner.evaluate import caption_images, caption_metrics
 from export.captioner.model import Captioner, CaptionerConfig
 from export.captioner.scenes import scene_jpeg
 from export.captioner.train import caption_tensor, train
 from export.classifier import WEIGHTS, load_mobilenet_v2
 from export.onnx_export import check_parity, export_onnx
 from export.store import write_bytes, write_config
+from serving.core.config import SequenceDecoding
 from serving.tasks.caption.beam_search import DecodeOptions
 from serving.text import BOS, EOS, Vocabulary
 
@@ -35,6 +36,18 @@ MAX_LENGTH = 24  # the most tokens a request may ask for
 DEFAULT_MAX_LENGTH = 20  # what requests get by default, and what the test scores use
 SERVED_SAMPLE = 12  # test scenes 0..11: the HTTP tests expect the same greedy captions
 PARITY_ATOL = 1e-4
+DECODING = {  # the encoder's postprocess: how the server (and the evaluation) decodes
+    "kind": "sequence_decoding",
+    "decoder_model": DECODER,
+    "vocabulary": "vocab.txt",
+    "token_input": "token",
+    "log_probs_output": "log_probs",
+    "state": {"h": "h_next", "c": "c_next"},  # decoder input <- previous step's output
+    "max_length": MAX_LENGTH,
+    "default_max_length": DEFAULT_MAX_LENGTH,
+    "default_beam_size": 3,
+    "max_beam_size": 8,
+}
 
 
 def configs(
@@ -63,7 +76,7 @@ def configs(
         "reproduce": "fovea export captioner",
         "metrics": metrics,
         "notes": "Metrics on held-out test scenes (unseen background photos), captions decoded "
-        "from the exported ONNX pair by serving.tasks.caption.beam_search; references are the 5 "
+        "from the exported ONNX pair by serving.tasks.caption.decode_loop; references are the 5 "
         "template captions per scene; pycocoevalcap BLEU and CIDEr-D on lower-cased word "
         "tokens. Templates make references formulaic: scores are far higher than on COCO and "
         "say how faithfully the model reads the scene, not how fluent it is. object_class_named "
@@ -83,18 +96,7 @@ def configs(
             *({"name": k, "datatype": "FP32", "shape": s} for k, s in state_shapes.items()),
         ],
         "preprocess": PREPROCESS,
-        "postprocess": {
-            "kind": "sequence_decoding",
-            "decoder_model": DECODER,
-            "vocabulary": "vocab.txt",
-            "token_input": "token",
-            "log_probs_output": "log_probs",
-            "state": STATE,
-            "max_length": MAX_LENGTH,
-            "default_max_length": DEFAULT_MAX_LENGTH,
-            "default_beam_size": 3,
-            "max_beam_size": 8,
-        },
+        "postprocess": DECODING,
         "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 256},
         "runtime": {"warmup_batch_sizes": [1, 4]},
         "card": card,
@@ -111,7 +113,10 @@ def configs(
         ],
         "outputs": [
             {"name": "log_probs", "datatype": "FP32", "shape": [-1, d.vocab_size]},
-            *({"name": STATE[k], "datatype": "FP32", "shape": s} for k, s in state_shapes.items()),
+            *(
+                {"name": DECODING["state"][k], "datatype": "FP32", "shape": s}
+                for k, s in state_shapes.items()
+            ),
         ],
         "batching": {"max_batch_size": 64, "max_queue_delay_ms": 0, "max_queue_size": 1024},
         "runtime": {"warmup_batch_sizes": [1, 8]},
@@ -209,6 +214,7 @@ def build(
                 pixels,
                 vocab,
                 DecodeOptions(beam_size=beam, max_length=DEFAULT_MAX_LENGTH),
+                SequenceDecoding.model_validate(DECODING),
             )
             hyps = [o[0][0] for o in out]
             scores[label] = {

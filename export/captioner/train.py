@@ -6,8 +6,6 @@ loss is kept. Checkpoints after each epoch let a rerun resume.
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +13,8 @@ import torch
 from torch import nn
 
 from export.captioner.model import Captioner
+from export.training import Epochs, fit_epochs
 from serving.text import BOS, EOS, Vocabulary, tokenize
-
-log = logging.getLogger(__name__)
 
 
 def caption_tensor(
@@ -73,66 +70,24 @@ def train(
     max_steps: int | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` in place (CNN excluded) and leaves it at its best validation epoch."""
-    torch.manual_seed(seed)
     regions, tokens, owners = train_data
     params = [p for n, p in model.named_parameters() if not n.startswith("encoder.cnn.")]
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    state = {"epoch": 0, "best": float("inf"), "best_state": None, "cfg": model.cfg.as_dict()}
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved["state"]["cfg"] == model.cfg.as_dict():
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["opt"])
-            sched.load_state_dict(saved["sched"])
-            state = saved["state"]
-            log.info("resumed %s after epoch %d", checkpoint.name, state["epoch"])
-    generator = torch.Generator().manual_seed(seed + state["epoch"])
-    steps = 0
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        model.train()
-        model.encoder.cnn.eval()
-        started, total = time.perf_counter(), 0.0
-        order = torch.randperm(len(tokens), generator=generator)
-        for idx in order.split(batch_size):
-            batch = tokens[idx]
-            batch = batch[:, : int((batch > 0).sum(1).max())]  # drop all-padding columns
-            loss = nll(model, torch.from_numpy(regions[owners[idx].numpy()]).float(), batch)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            total += loss.item() * len(idx)
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
-        sched.step()
-        val = val_loss(model, *val_data)
-        print(
-            f"[captioner] epoch {epoch}/{epochs} train nll {total / len(tokens):.4f} "
-            f"val nll {val:.4f} ({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
-        if val < state["best"]:
-            state["best"] = val
-            state["best_state"] = {
-                k: t.clone()
-                for k, t in model.state_dict().items()
-                if not k.startswith("encoder.cnn.")
-            }
-        state["epoch"] = epoch
-        if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "state": state,
-                },
-                checkpoint,
-            )
-        if max_steps is not None and steps >= max_steps:
-            break
-    model.load_state_dict(state["best_state"], strict=False)
-    return {"val_nll": round(state["best"], 4)}
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        batch = tokens[idx]
+        batch = batch[:, : int((batch > 0).sum(1).max())]  # drop all-padding columns
+        return nll(model, torch.from_numpy(regions[owners[idx].numpy()]).float(), batch)
+
+    history = fit_epochs(
+        model,
+        params,
+        batch_loss,
+        len(tokens),
+        lambda: val_loss(model, *val_data),
+        Epochs(epochs, batch_size, lr, seed, clip_norm=5.0, max_steps=max_steps),
+        name="captioner",
+        checkpoint=checkpoint,
+        tag=model.cfg.as_dict(),
+        trainable=lambda key: not key.startswith("encoder.cnn."),
+    )
+    return {"val_nll": round(min(history), 4)}

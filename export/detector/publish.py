@@ -3,45 +3,28 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 from export.detector.evaluate import EVAL_PARAMS, coco_metrics, coco_results
 from export.detector.model import Detector
 from export.detector.threshold import best_f1_threshold
-from export.onnx_export import check_parity, export_onnx
 from export.scene_cards import LICENSE, recipe, source, training_data
+from export.scene_publish import publish_scene_model
 from export.scene_setup import SceneRun
-from export.scene_tensors import letterbox_preprocess, preprocessor, scene_tensors
-from export.scenes.dataset import read_split
+from export.scene_tensors import letterbox_preprocess
+from export.scenes.dataset import SceneRecord, read_split
 from export.scenes.recipe import DEFAULT_COUNTS
 from export.scenes.shapes import CLASSES
-from export.store import write_bytes, write_config
 
 PARITY_ATOL = 0.05  # boxes are in pixels (up to 256); scores in [0, 1]
-PARITY_SCENES = 4
 
 
 def publish(detector: Detector, run: SceneRun, model_store: Path, options: dict) -> Path:
     size = options["input_size"]
-    records = read_split(run.root, "test")
-    prep = preprocessor(size)
-    sample = np.stack([scene_tensors(r, prep).pixels for r in records[:PARITY_SCENES]])
-    folder = model_store / options["name"]
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = export_onnx(
-            detector,
-            (torch.from_numpy(sample[:1]),),
-            Path(tmp) / "model.onnx",
-            input_names=["pixels"],
-            output_names=["boxes", "scores"],
-        )
-        parity = check_parity(detector, onnx_path, {"pixels": sample}, atol=PARITY_ATOL)
-        print(f"parity max |torch - onnxruntime| on {PARITY_SCENES} test scenes: {parity:.3g}")
+    chosen: dict[str, float] = {}
+
+    def evaluate(onnx_path: Path, records: list[SceneRecord]) -> tuple[dict, dict]:
         results = coco_results(onnx_path, records, size)
         metrics = coco_metrics(
             run.root / "test" / "instances.json",
@@ -58,13 +41,21 @@ def publish(detector: Detector, run: SceneRun, model_store: Path, options: dict)
             f"default score threshold {threshold} (best F1 on {len(val)} val scenes): "
             f"{at_threshold}"
         )
-        write_bytes(folder / "1" / "model.onnx", onnx_path.read_bytes())
-    write_bytes(folder / "labels.txt", ("\n".join(CLASSES) + "\n").encode())
-    metrics["parity_max_abs_diff"] = float(f"{parity:.2g}")
-    metrics["val_at_default_threshold"] = at_threshold
-    write_config(folder, config(options, metrics, detector.head.points.shape[0], threshold))
-    print(f"wrote {folder}")
-    return folder
+        chosen["threshold"] = threshold
+        return metrics, {"val_at_default_threshold": at_threshold}
+
+    locations = detector.head.points.shape[0]
+    return publish_scene_model(
+        detector,
+        run,
+        model_store,
+        options,
+        output_names=["boxes", "scores"],
+        parity_atol=PARITY_ATOL,
+        labels=CLASSES,
+        evaluate=evaluate,
+        config=lambda metrics: config(options, metrics, locations, chosen["threshold"]),
+    )
 
 
 def config(

@@ -49,8 +49,10 @@ def detector(sources: dict[str, str], parity: dict[str, float]) -> dict[str, Any
         ],
         "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 1024},
         "runtime": {**RUNTIME, "warmup_batch_sizes": [1]},
-        "extra": {
-            "stages": {"rnet": RNET, "onet": ONET},
+        "postprocess": {
+            "kind": "face_cascade",
+            "rnet_model": RNET,
+            "onet_model": ONET,
             "min_face": p.min_face,
             "factor": p.factor,
             "thresholds": list(p.thresholds),
@@ -137,8 +139,10 @@ def embedder(
         "outputs": [{"name": "embeddings", "datatype": "FP32", "shape": [-1, card["dim"]]}],
         "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 512},
         "runtime": {**RUNTIME, "warmup_batch_sizes": [1]},
-        "extra": {
-            "detector": DETECTOR,
+        "postprocess": {
+            "kind": "face_embedding",
+            "output": "embeddings",
+            "detector_model": DETECTOR,
             "input_size": 160,
             "template": [[round(float(v), 2) for v in point] for point in template],
             "threshold": round(threshold, 4),
@@ -153,10 +157,10 @@ def embedder(
             "notes": "Input: an aligned 160x160 RGB face, pixels 0..255; the model standardises "
             "each image (FaceNet's prewhitening) and L2-normalises, so cosine similarity is a "
             "dot product. Alignment: a similarity transform of MTCNN's five landmarks onto "
-            "extra.template; threshold maximises balanced accuracy on the train split. Chosen "
-            "over the other packaged FaceNet by train balanced accuracy (both in metrics). The "
-            "evaluation set is tiny (5 identities; pair counts beside every figure) and its five "
-            "people are famous, so very likely among the training identities of MS-Celeb-1M "
+            "postprocess.template; threshold maximises balanced accuracy on the train split. "
+            "Chosen over the other packaged FaceNet by train balanced accuracy (both in metrics). "
+            "The evaluation set is tiny (5 identities; pair counts beside every figure) and its "
+            "five people are famous, so very likely among the training identities of MS-Celeb-1M "
             "(and possibly CASIA-WebFace): the figures are optimistic, a check of the served "
             "pipeline rather than a benchmark. TAR at FAR 1e-3 is null where there are fewer "
             "than 1000 different-person pairs.",

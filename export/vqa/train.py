@@ -6,8 +6,6 @@ accuracy on it is kept. The test split is only used for the final numbers.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.training import Epochs, fit_epochs
 from export.vqa.data import Split, question_type
 from export.vqa.model import HeadConfig, VqaHead
 from serving.text import Vocabulary, encode
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,60 +115,21 @@ def train(
     """
     torch.manual_seed(seed)
     head = VqaHead(cfg)
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    state = {"epoch": 0, "best": -1.0, "best_state": None, "cfg": cfg.as_dict(), "history": []}
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved["cfg"] == cfg.as_dict():
-            head.load_state_dict(saved["head"])
-            opt.load_state_dict(saved["opt"])
-            sched.load_state_dict(saved["sched"])
-            state = saved["state"]
-            log.info("resumed %s after epoch %d", checkpoint.name, state["epoch"])
     loss_fn = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed + state["epoch"])
-    n, steps = len(train_set.labels), 0
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        head.train()
-        started, total = time.perf_counter(), 0.0
-        for idx in torch.randperm(n, generator=generator).split(batch_size):
-            loss = loss_fn(
-                head(train_set.v[idx], train_set.tokens[idx], train_set.lengths[idx]),
-                train_set.labels[idx],
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
-        sched.step()
-        val = evaluate(head, val_set)["overall"]
-        print(
-            f"[{cfg.fusion}] epoch {epoch}/{epochs} loss {total / n:.4f} val acc {val:.2f}% "
-            f"({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
-        if val > state["best"]:
-            state["best"] = val
-            state["best_state"] = {k: t.clone() for k, t in head.state_dict().items()}
-        state["epoch"] = epoch
-        state["history"].append(val)
-        if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "cfg": cfg.as_dict(),
-                    "head": head.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "state": state,
-                },
-                checkpoint,
-            )
-        if max_steps is not None and steps >= max_steps:
-            break
-    head.load_state_dict(state["best_state"])
-    return head.eval(), {"val_overall": state["best"], "val_by_epoch": state["history"]}
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        logits = head(train_set.v[idx], train_set.tokens[idx], train_set.lengths[idx])
+        return loss_fn(logits, train_set.labels[idx])
+
+    history = fit_epochs(
+        head,
+        list(head.parameters()),
+        batch_loss,
+        len(train_set.labels),
+        lambda: evaluate(head, val_set)["overall"],
+        Epochs(epochs, batch_size, lr, seed, higher_is_better=True, max_steps=max_steps),
+        name=cfg.fusion,
+        checkpoint=checkpoint,
+        tag=cfg.as_dict(),
+    )
+    return head, {"val_overall": max(history), "val_by_epoch": history}

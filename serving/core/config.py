@@ -180,8 +180,40 @@ class PixelSegmentation(Strict):
     )
 
 
+class FaceCascade(Strict):
+    """MTCNN: this model is P-Net; R-Net and O-Net are other models in the store, run by the
+    server's cascade (:mod:`serving.tasks.faces.cascade`)."""
+
+    kind: Literal["face_cascade"]
+    rnet_model: str = Field(description="the R-Net stage model (24x24 crops)")
+    onet_model: str = Field(description="the O-Net stage model (48x48 crops)")
+    min_face: float = Field(default=20.0, gt=0, description="smallest face searched, in pixels")
+    factor: float = Field(default=0.709, gt=0, lt=1, description="image pyramid scale step")
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    max_side: int = Field(default=1024, ge=48, description="detection works at this size")
+
+
+class FaceEmbedding(Strict):
+    """Aligned face crops -> unit embeddings; faces come from ``detector_model``."""
+
+    kind: Literal["face_embedding"]
+    output: str = Field(description="the [batch, D] embedding output")
+    detector_model: str = Field(description="the face_detection model that finds the faces")
+    input_size: int = Field(gt=0, description="side of the square aligned crop")
+    template: list[tuple[float, float]] = Field(
+        min_length=5, max_length=5, description="where the five landmarks go in the crop"
+    )
+    threshold: float = Field(ge=-1, le=1, description="cosine similarity for 'same person'")
+
+
 Postprocess = Annotated[
-    SoftmaxTopK | SequenceDecoding | BoxDetection | PixelSegmentation | TensorOnly,
+    SoftmaxTopK
+    | SequenceDecoding
+    | BoxDetection
+    | PixelSegmentation
+    | FaceCascade
+    | FaceEmbedding
+    | TensorOnly,
     Field(discriminator="kind"),
 ]
 
@@ -278,9 +310,6 @@ class ModelConfig(Strict):
     batching: Batching = Batching()
     runtime: Runtime = Runtime()
     card: Card
-    extra: dict[str, Any] = Field(
-        default_factory=dict, description="task-specific settings read by that task's pipeline"
-    )
 
     @model_validator(mode="after")
     def _references(self) -> ModelConfig:

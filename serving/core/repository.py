@@ -62,6 +62,7 @@ class ModelEntry:
     reason: str | None = None
     config: ModelConfig | None = None
     versions: dict[int, ModelVersion] = field(default_factory=dict)
+    unbound: bool = False  # loaded, but failed because a model it depends on is not there
 
     @property
     def default_version(self) -> int | None:
@@ -145,10 +146,15 @@ class ModelRepository:
         targets = list(names) if names is not None else self.model_names()
         for name in targets:  # register first so /v1/models shows them as loading
             self._entries.setdefault(name, ModelEntry(name, self.store / name))
-        await asyncio.gather(*(self.load(name) for name in targets))
+        await asyncio.gather(*(self.load(name, bind=False) for name in targets))
+        self._bind_all()
 
-    async def load(self, name: str) -> ModelEntry:
-        """Load or reload ``name`` from disk; failures are recorded on the entry, not raised."""
+    async def load(self, name: str, *, bind: bool = True) -> ModelEntry:
+        """Load or reload ``name`` from disk; failures are recorded on the entry, not raised.
+
+        ``bind`` then (re)binds every model's dependencies, so models that depend on ``name``
+        see its new versions, and fail with the reason if it is gone.
+        """
         folder = self.store / name
         if not (folder / "config.yaml").is_file():
             raise NotFound(f"no model folder {name!r} with a config.yaml in the store")
@@ -169,6 +175,8 @@ class ModelRepository:
                 entry.state, entry.reason = State.FAILED, str(exc) or type(exc).__name__
                 log.error("model %s failed to load: %s", name, entry.reason)
             self._entries[name] = entry
+            if bind:
+                self._bind_all()
             retired = (
                 []
                 if old is None
@@ -189,6 +197,7 @@ class ModelRepository:
         async with self._locks.setdefault(name, asyncio.Lock()):
             versions, entry.versions = list(entry.versions.values()), {}
             entry.state, entry.reason = State.UNLOADED, None
+            self._bind_all()
             await self._close(versions)
         return entry
 
@@ -197,6 +206,45 @@ class ModelRepository:
             await self._close(list(entry.versions.values()))
 
     # -- internals -------------------------------------------------------------------------------
+    def _bind_all(self) -> None:
+        """Resolve every loaded model's dependencies (other models, by name) and bind them.
+
+        A model whose dependency is missing, not ready or does not fit is FAILED with the reason;
+        it recovers on the next bind once the dependency is back. Models loaded but failed only
+        for a dependency keep their versions, so that recovery needs no reload.
+        """
+        pending = [
+            e for e in self.entries() if e.versions and (e.state is State.READY or e.unbound)
+        ]
+        for entry in pending:  # a clean slate: a model is ready unless a dependency says no
+            entry.state, entry.reason, entry.unbound = State.READY, None, False
+        changed = True
+        while changed:  # a failure can cascade (embedder -> detector -> stage): repeat
+            changed = False
+            for entry in pending:
+                if entry.state is State.READY and (reason := self._bind(entry)) is not None:
+                    entry.state, entry.reason, entry.unbound = State.FAILED, reason, True
+                    log.error("model %s failed to bind: %s", entry.name, reason)
+                    changed = True
+
+    def _bind(self, entry: ModelEntry) -> str | None:
+        for version in entry.versions.values():
+            pipeline = version.pipeline
+            if pipeline is None:
+                continue
+            resolved = {}
+            for role, name in pipeline.dependencies().items():
+                dep = self._entries.get(name)
+                if dep is None or dep.state is not State.READY or dep.default_version is None:
+                    state = "missing" if dep is None else dep.state.value
+                    return f"depends on model {name!r} ({role}), which is {state}"
+                resolved[role] = dep.versions[dep.default_version]
+            try:
+                pipeline.bind(resolved)
+            except ValueError as exc:
+                return str(exc)
+        return None
+
     async def _load_versions(
         self, entry: ModelEntry, old: ModelEntry | None
     ) -> dict[int, ModelVersion]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,21 +67,7 @@ class OnnxModel:
         return dict(zip(self._output_names, values, strict=True))
 
     def run_rows(self, rows: list[Tensors]) -> list[Tensors]:
-        """Stack rows (tensors without the batch axis) into batches, run, split the outputs.
-
-        Rows whose shapes differ (dynamic spatial axes) cannot share a tensor, so they run as
-        separate groups, each still batched.
-        """
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
-        results: list[Tensors] = [{} for _ in rows]
-        for indices in groups.values():
-            feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
-            outputs = self.run(feeds)
-            for j, i in enumerate(indices):
-                results[i] = {name: value[j] for name, value in outputs.items()}
-        return results
+        return run_rows(self.run, rows)
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
@@ -88,6 +75,24 @@ class OnnxModel:
             size = min(size, self.config.batching.max_batch_size)
             feeds = {spec.name: _zeros(spec, size) for spec in self.config.inputs}
             self.run(feeds)
+
+
+def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Tensors]:
+    """Stack rows (tensors without the batch axis) into batches, ``run``, split the outputs.
+
+    Rows whose shapes differ (dynamic spatial axes) cannot share a tensor, so they run as
+    separate groups, each still batched.
+    """
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
+    results: list[Tensors] = [{} for _ in rows]
+    for indices in groups.values():
+        feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
+        outputs = run(feeds)
+        for j, i in enumerate(indices):
+            results[i] = {name: value[j] for name, value in outputs.items()}
+    return results
 
 
 def _zeros(spec: TensorSpec, batch: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from serving.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
@@ -21,16 +21,6 @@ from serving.http.responses import describe_validation
 from serving.settings import Settings
 
 Options = TypeVar("Options", bound=BaseModel)
-
-
-class TaskOptions(BaseModel):
-    """Options every task endpoint takes; unknown options are rejected, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model: str | None = Field(default=None, description="model name; the task's default if unset")
-    version: int | None = Field(default=None, ge=1, description="model version; default if unset")
-    timeout_ms: float | None = Field(default=None, gt=0, le=600_000, description="deadline")
 
 
 @dataclass

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from serving import __version__
+from serving.core.deadline import Deadline
 from serving.core.repository import ModelRepository, ModelVersion, State
 from serving.errors import BadRequest, ModelUnavailable
 from serving.http.inputs import read_body
 from serving.http.responses import ORJSONResponse
 from serving.http.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
-from serving.tasks.base import Deadline
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "model_configuration"]

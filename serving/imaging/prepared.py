@@ -1,11 +1,25 @@
-"""Image preparation that keeps the decoded pixels, for tasks that may draw on them."""
+"""Preparing a request's images on the decode pool, optionally keeping the decoded pixels."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from serving.imaging.decode import DecodedImage, decode_image
 from serving.imaging.preprocess import ImagePreprocessor, PreparedImage
+
+T = TypeVar("T")
+
+
+async def prepare_all(
+    pool: Executor, prepare: Callable[[bytes], T], images: Sequence[bytes]
+) -> list[T]:
+    """Decode and preprocess images on the decode pool, in parallel, keeping order."""
+    loop = asyncio.get_running_loop()
+    return list(await asyncio.gather(*(loop.run_in_executor(pool, prepare, i) for i in images)))
 
 
 @dataclass(frozen=True)

@@ -2,62 +2,94 @@
 
 from __future__ import annotations
 
-import asyncio
+import base64
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, field_validator
 
 from serving.core.config import BoxDetection
+from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
 from serving.errors import Unprocessable
 from serving.imaging.detection import DetectionParams, detect
-from serving.imaging.prepared import Prepared, prepare_keeping_pixels
-from serving.imaging.preprocess import ImagePreprocessor
+from serving.imaging.prepared import Prepared
 from serving.imaging.render import draw_boxes, palette, png
 from serving.settings import Settings
-from serving.tasks.base import Deadline, prepare_all, read_lines
+from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
+from serving.tasks.image_pipeline import ImagePipeline
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
 
 
-@dataclass(frozen=True)
-class DetectedObject:
+def split_names(value: object) -> object:
+    """``"a,b"`` (query string, form field) or ``["a", "b"]`` (JSON) -> a list of names."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class DetectOptions(TaskOptions):
+    score_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="lowest score returned; the model's default if unset"
+    )
+    max_detections: int | None = Field(
+        default=None, ge=1, le=1000, description="per image; the model's default if unset"
+    )
+    classes: list[str] | None = Field(
+        default=None, description="only these labels (list, or comma-separated string)"
+    )
+    render: bool = Field(default=False, description="also return a PNG with the boxes drawn")
+
+    _split = field_validator("classes", mode="before")(split_names)
+
+
+class Detection(BaseModel):
     label: str
     class_id: int
     score: float
-    box: list[float]  # x1, y1, x2, y2 in original image pixels
+    box: list[float] = Field(description="x1, y1, x2, y2 in original image pixels")
 
 
-@dataclass(frozen=True)
-class ImageDetections:
+class ImageDetections(BaseModel):
     width: int
     height: int
-    detections: list[DetectedObject]
-    rendered: bytes | None = None  # PNG, when asked for
+    detections: list[Detection] = Field(description="best score first")
+    rendered_png: str | None = Field(default=None, description="base64 PNG, if render=true")
 
 
-class DetectionPipeline:
+class DetectResponse(ModelResponse):
+    results: list[ImageDetections] = Field(description="one entry per image, in order")
+
+
+class DetectionPipeline(ImagePipeline):
+    needs, needs_kind = BoxDetection, "detection"
+
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
-        config = version.config
-        if config.preprocess is None or not isinstance(config.postprocess, BoxDetection):
-            raise ValueError("a detection model needs preprocess and detection postprocess")
-        self.version = version
-        self.pool = pool
-        self.post = config.postprocess
-        self.preprocessor = ImagePreprocessor(
-            config.preprocess, max_pixels=settings.max_image_pixels
-        )
-        self.labels = read_lines(version.folder.parent / self.post.labels)
-        classes = next(o.shape[-1] for o in config.outputs if o.name == self.post.scores_output)
-        if classes > 0 and classes != len(self.labels):
-            raise ValueError(
-                f"{self.post.labels} has {len(self.labels)} labels for {classes} classes"
-            )
+        super().__init__(version, settings, pool)
+        self.labels = self.labels_for(self.post.scores_output)
         self.colours = palette(len(self.labels), background=None)
 
-    def class_ids(self, names: list[str]) -> frozenset[int]:
+    def option_defaults(self) -> dict[str, Any]:
+        return {
+            **super().option_defaults(),
+            "score_threshold": self.post.score_threshold,
+            "max_detections": self.post.max_detections,
+        }
+
+    def params(self, options: DetectOptions) -> DetectionParams:
+        assert options.score_threshold is not None and options.max_detections is not None
+        return DetectionParams(
+            score_threshold=options.score_threshold,
+            iou_threshold=self.post.iou_threshold,
+            max_detections=options.max_detections,
+            pre_nms_top_k=self.post.pre_nms_top_k,
+            classes=None if options.classes is None else self._class_ids(options.classes),
+        )
+
+    def _class_ids(self, names: list[str]) -> frozenset[int]:
         """Label names -> class ids; an unknown name is a client error naming the known ones."""
         index = {name: i for i, name in enumerate(self.labels)}
         unknown = [n for n in names if n not in index]
@@ -65,45 +97,17 @@ class DetectionPipeline:
             raise Unprocessable(f"unknown classes {unknown}; this model knows {self.labels}")
         return frozenset(index[n] for n in names)
 
-    def params(
-        self,
-        score_threshold: float | None,
-        max_detections: int | None,
-        classes: list[str] | None,
-    ) -> DetectionParams:
-        """The config's defaults overridden by the request's options."""
-        return DetectionParams(
-            score_threshold=self.post.score_threshold
-            if score_threshold is None
-            else score_threshold,
-            iou_threshold=self.post.iou_threshold,
-            max_detections=self.post.max_detections if max_detections is None else max_detections,
-            pre_nms_top_k=self.post.pre_nms_top_k,
-            classes=None if classes is None else self.class_ids(classes),
-        )
-
-    async def __call__(
+    async def detect(
         self, images: list[bytes], *, params: DetectionParams, render: bool, deadline: Deadline
     ) -> list[ImageDetections]:
-        prepared = await prepare_all(
-            self.pool,
-            partial(prepare_keeping_pixels, self.preprocessor, full_resolution=render),
-            images,
+        prepared, outputs = await self.infer_keeping_pixels(
+            images, deadline, full_resolution=render
         )
-        rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
-        outputs = await self.version.infer(rows, timeout_s=deadline.remaining_s())
-        loop = asyncio.get_running_loop()
-        return list(
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(self.pool, self._finish, p, out, params, render)
-                    for p, out in zip(prepared, outputs, strict=True)
-                )
-            )
-        )
+        finish = partial(self._finish, params=params, render=render)
+        return await self.offload_each(finish, prepared, outputs)
 
     def _finish(
-        self, image: Prepared, out: Tensors, params: DetectionParams, render: bool
+        self, image: Prepared, out: Tensors, *, params: DetectionParams, render: bool
     ) -> ImageDetections:
         found = detect(
             out[self.post.boxes_output],
@@ -113,7 +117,7 @@ class DetectionPipeline:
             self.post.box_format,
         )
         objects = [
-            DetectedObject(self.labels[c], int(c), float(s), [float(v) for v in b])
+            Detection(label=self.labels[c], class_id=int(c), score=float(s), box=b.tolist())
             for b, s, c in zip(found.boxes, found.scores, found.class_ids, strict=True)
         ]
         width, height = image.decoded.original_size
@@ -128,5 +132,32 @@ class DetectionPipeline:
                 found.class_ids,
                 self.colours,
             )
-            rendered = png(img)
-        return ImageDetections(width, height, objects, rendered)
+            rendered = base64.b64encode(png(img)).decode("ascii")
+        return ImageDetections(
+            width=width, height=height, detections=objects, rendered_png=rendered
+        )
+
+
+class Detect(Task[DetectionPipeline, DetectOptions, DetectResponse]):
+    """Labelled boxes in original-image pixels, best score first, optionally drawn."""
+
+    path = "/v1/detect"
+    summary = "Detect objects (labelled boxes with scores)"
+    model_task = "detection"
+    options = DetectOptions
+    response = DetectResponse
+    exclude_none = True
+
+    async def run(
+        self, pipeline: DetectionPipeline, request: TaskRequest[DetectOptions]
+    ) -> DetectResponse:
+        opts = request.options
+        results = await pipeline.detect(
+            request.images,
+            params=pipeline.params(opts),
+            render=opts.render,
+            deadline=request.deadline,
+        )
+        return DetectResponse(
+            model=pipeline.version.name, version=pipeline.version.version, results=results
+        )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import base64
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel, Field
+
 from serving.core.config import PixelSegmentation
+from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
-from serving.imaging.prepared import Prepared, prepare_keeping_pixels
-from serving.imaging.preprocess import ImagePreprocessor
+from serving.imaging.prepared import Prepared
 from serving.imaging.render import overlay_classes, palette, png
 from serving.imaging.segmentation import (
     area_fractions,
@@ -21,7 +22,8 @@ from serving.imaging.segmentation import (
     to_original,
 )
 from serving.settings import Settings
-from serving.tasks.base import Deadline, prepare_all, read_lines
+from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
+from serving.tasks.image_pipeline import ImagePipeline
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
@@ -29,84 +31,120 @@ if TYPE_CHECKING:
 MaskFormat = Literal["rle", "png"]
 
 
-@dataclass(frozen=True)
-class ClassArea:
+class SegmentOptions(TaskOptions):
+    mask_format: MaskFormat = Field(
+        default="rle",
+        description="rle: one COCO compressed RLE per class present (background left out); "
+        "png: one PNG whose pixel values are class ids",
+    )
+    render: bool = Field(default=False, description="also return a PNG with the classes drawn")
+
+
+class ClassArea(BaseModel):
     label: str
     class_id: int
-    fraction: float  # of the image's pixels
+    fraction: float = Field(description="share of the image's pixels")
 
 
-@dataclass(frozen=True)
-class ImageSegmentation:
+class Rle(BaseModel):
+    size: list[int] = Field(description="[height, width]")
+    counts: str = Field(description="COCO compressed RLE (pycocotools.mask.decode reads it)")
+
+
+class ImageSegmentation(BaseModel):
     width: int
     height: int
-    classes: list[ClassArea]  # classes present, largest first
-    masks: dict[str, dict[str, object]] | None  # label -> COCO RLE (format "rle")
-    png: bytes | None  # class-id PNG (format "png")
-    rendered: bytes | None = None
+    classes: list[ClassArea] = Field(description="classes present, largest first")
+    masks: dict[str, Rle] | None = Field(default=None, description="label -> RLE (mask_format=rle)")
+    mask_png: str | None = Field(default=None, description="base64 PNG (mask_format=png)")
+    rendered_png: str | None = Field(default=None, description="base64 PNG, if render=true")
 
 
-class SegmentationPipeline:
+class SegmentResponse(ModelResponse):
+    labels: list[str] = Field(description="class id -> label")
+    results: list[ImageSegmentation] = Field(description="one entry per image, in order")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class SegmentationPipeline(ImagePipeline):
+    needs, needs_kind = PixelSegmentation, "segmentation"
+
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
-        config = version.config
-        if config.preprocess is None or not isinstance(config.postprocess, PixelSegmentation):
-            raise ValueError("a segmentation model needs preprocess and segmentation postprocess")
-        self.version = version
-        self.pool = pool
-        self.post = config.postprocess
-        self.preprocessor = ImagePreprocessor(
-            config.preprocess, max_pixels=settings.max_image_pixels
-        )
-        self.labels = read_lines(version.folder.parent / self.post.labels)
-        classes = next(o.shape[1] for o in config.outputs if o.name == self.post.output)
-        if classes > 0 and classes != len(self.labels):
-            raise ValueError(
-                f"{self.post.labels} has {len(self.labels)} labels for {classes} classes"
-            )
+        super().__init__(version, settings, pool)
+        self.labels = self.labels_for(self.post.output, axis=1)
         self.colours = palette(len(self.labels), background=self.post.background)
 
-    async def __call__(
+    async def segment(
         self, images: list[bytes], *, mask_format: MaskFormat, render: bool, deadline: Deadline
     ) -> list[ImageSegmentation]:
-        prepared = await prepare_all(
-            self.pool,
-            partial(prepare_keeping_pixels, self.preprocessor, full_resolution=render),
-            images,
+        prepared, outputs = await self.infer_keeping_pixels(
+            images, deadline, full_resolution=render
         )
-        rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
-        outputs = await self.version.infer(rows, timeout_s=deadline.remaining_s())
-        loop = asyncio.get_running_loop()
-        return list(
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(self.pool, self._finish, p, out, mask_format, render)
-                    for p, out in zip(prepared, outputs, strict=True)
-                )
-            )
-        )
+        finish = partial(self._finish, mask_format=mask_format, render=render)
+        return await self.offload_each(finish, prepared, outputs)
 
     def _finish(
-        self, image: Prepared, out: Tensors, mask_format: MaskFormat, render: bool
+        self, image: Prepared, out: Tensors, *, mask_format: MaskFormat, render: bool
     ) -> ImageSegmentation:
         classes = to_original(class_map(out[self.post.output]), image.prepared.geometry)
         fractions = area_fractions(classes, len(self.labels))
         present = sorted(
             (i for i in range(len(self.labels)) if fractions[i] > 0), key=lambda i: -fractions[i]
         )
-        areas = [ClassArea(self.labels[i], i, float(fractions[i])) for i in present]
+        areas = [
+            ClassArea(label=self.labels[i], class_id=i, fraction=float(fractions[i]))
+            for i in present
+        ]
         masks = None
         if mask_format == "rle":
             masks = {
-                self.labels[i]: rle_encode(classes == i)
+                self.labels[i]: Rle(**rle_encode(classes == i))
                 for i in present
                 if i != self.post.background
             }
-        encoded = png_bytes(classes, self.colours) if mask_format == "png" else None
+        encoded = _b64(png_bytes(classes, self.colours)) if mask_format == "png" else None
         rendered = None
         if render:
             img = overlay_classes(
                 image.decoded.pixels, classes, self.colours, background=self.post.background
             )
-            rendered = png(img)
+            rendered = _b64(png(img))
         width, height = image.decoded.original_size
-        return ImageSegmentation(width, height, areas, masks, encoded, rendered)
+        return ImageSegmentation(
+            width=width,
+            height=height,
+            classes=areas,
+            masks=masks,
+            mask_png=encoded,
+            rendered_png=rendered,
+        )
+
+
+class Segment(Task[SegmentationPipeline, SegmentOptions, SegmentResponse]):
+    """Per-pixel classes in original-image pixels, as COCO RLE or a PNG, with class areas."""
+
+    path = "/v1/segment"
+    summary = "Segment images (per-pixel classes, class areas)"
+    model_task = "segmentation"
+    options = SegmentOptions
+    response = SegmentResponse
+    exclude_none = True
+
+    async def run(
+        self, pipeline: SegmentationPipeline, request: TaskRequest[SegmentOptions]
+    ) -> SegmentResponse:
+        results = await pipeline.segment(
+            request.images,
+            mask_format=request.options.mask_format,
+            render=request.options.render,
+            deadline=request.deadline,
+        )
+        return SegmentResponse(
+            model=pipeline.version.name,
+            version=pipeline.version.version,
+            labels=pipeline.labels,
+            results=results,
+        )

@@ -8,61 +8,76 @@ preprocessed once per request however many questions it carries.
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from serving.core.config import SoftmaxTopK
-from serving.imaging.preprocess import ImagePreprocessor
-from serving.imaging.scores import Prediction, softmax, top_k
+from serving.core.deadline import Deadline
+from serving.errors import BadRequest, PayloadTooLarge
+from serving.imaging.prepared import prepare_all
+from serving.imaging.scores import softmax, top_k
 from serving.settings import Settings
-from serving.tasks.base import Deadline, prepare_all, read_lines
+from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
+from serving.tasks.image_pipeline import ImagePipeline
 from serving.text import EncodedText, Vocabulary, encode
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
 
+MAX_QUESTIONS = 64
 
-@dataclass(frozen=True)
-class Answer:
+
+class VqaOptions(TaskOptions):
+    question: str | list[str] | None = Field(default=None, description="one question or several")
+    questions: list[str] | None = Field(default=None, description="several questions")
+    top_k: int | None = Field(
+        default=None, ge=1, le=1000, description="answers per question; the model's default_top_k"
+    )
+
+    def all_questions(self) -> list[str]:
+        one = [self.question] if isinstance(self.question, str) else self.question or []
+        return [*one, *(self.questions or [])]
+
+
+class Answer(BaseModel):
+    label: str
+    class_id: int
+    probability: float
+
+
+class QuestionAnswers(BaseModel):
     question: str
-    answers: list[Prediction]
-    unknown_words: int  # question words the model never saw in training
+    answers: list[Answer] = Field(description="best first")
+    unknown_words: int = Field(description="question words outside the model's vocabulary")
 
 
-class VqaPipeline:
+class VqaResponse(ModelResponse):
+    results: list[QuestionAnswers] = Field(description="one entry per question, in order")
+
+
+class VqaPipeline(ImagePipeline):
+    needs, needs_kind = SoftmaxTopK, "softmax_topk"
+
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
-        config = version.config
-        if (
-            config.preprocess is None
-            or config.text is None
-            or not isinstance(config.postprocess, SoftmaxTopK)
-        ):
-            raise ValueError("a vqa model needs preprocess, text and softmax_topk postprocess")
-        self.version = version
-        self.pool = pool
-        self.post = config.postprocess
-        self.text = config.text
-        folder = version.folder.parent
-        self.preprocessor = ImagePreprocessor(
-            config.preprocess, max_pixels=settings.max_image_pixels
-        )
-        self.vocab = Vocabulary.load(folder / self.text.vocabulary)
-        self.labels = read_lines(folder / self.post.labels)
-        classes = next(o.shape[-1] for o in config.outputs if o.name == self.post.output)
-        if classes > 0 and classes != len(self.labels):
-            raise ValueError(
-                f"{self.post.labels} has {len(self.labels)} answers for {classes} classes"
-            )
+        super().__init__(version, settings, pool)
+        if version.config.text is None:
+            raise ValueError("a vqa model needs a text input")
+        self.text = version.config.text
+        self.vocab = Vocabulary.load(version.folder.parent / self.text.vocabulary)
+        self.labels = self.labels_for(self.post.output, what="answers")
+
+    def option_defaults(self) -> dict[str, Any]:
+        return {**super().option_defaults(), "top_k": self.post.default_top_k}
 
     def encode(self, questions: list[str]) -> list[EncodedText]:
         """Token ids per question; raises 400 for an empty or overlong one, before any work."""
         return [encode(q, self.vocab, self.text.max_length, what="question") for q in questions]
 
-    async def __call__(
+    async def answer(
         self, image: bytes, questions: list[str], *, k: int, deadline: Deadline
-    ) -> list[Answer]:
+    ) -> list[QuestionAnswers]:
         texts = self.encode(questions)
         (prepared,) = await prepare_all(self.pool, self.preprocessor, [image])
         rows = []
@@ -76,5 +91,46 @@ class VqaPipeline:
         for question, t, out in zip(questions, texts, outputs, strict=True):
             scores = out[self.post.output]
             probs = softmax(scores) if self.post.apply_softmax else scores
-            results.append(Answer(question, top_k(probs, k, self.labels), t.unknown))
+            answers = [Answer(**p.__dict__) for p in top_k(probs, k, self.labels)]
+            results.append(
+                QuestionAnswers(question=question, answers=answers, unknown_words=t.unknown)
+            )
         return results
+
+
+class Vqa(Task[VqaPipeline, VqaOptions, VqaResponse]):
+    """One image and one or more questions in, ranked answers out.
+
+    Questions come as ``question`` fields (repeat the field for several) in multipart or the
+    query string, or as ``question``/``questions`` in a JSON body next to ``image`` (base64).
+    """
+
+    path = "/v1/vqa"
+    summary = "Answer questions about an image (top-k answers with probabilities)"
+    model_task = "vqa"
+    options = VqaOptions
+    response = VqaResponse
+    images = (1, 1)
+    image_count_code = "one_image_only"
+    extra_body_fields: ClassVar[dict[str, dict[str, Any]]] = {
+        "question": {"type": "array", "items": {"type": "string"}, "description": "a question"},
+        "questions": {"type": "array", "items": {"type": "string"}},
+    }
+
+    async def run(self, pipeline: VqaPipeline, request: TaskRequest[VqaOptions]) -> VqaResponse:
+        opts = request.options
+        questions = opts.all_questions()
+        if not questions:
+            raise BadRequest("no question in the request", code="missing_question")
+        if len(questions) > MAX_QUESTIONS:
+            raise PayloadTooLarge(
+                f"{len(questions)} questions in one request; the limit is {MAX_QUESTIONS}",
+                code="too_many_questions",
+            )
+        assert opts.top_k is not None  # resolved from the model's config
+        results = await pipeline.answer(
+            request.images[0], questions, k=opts.top_k, deadline=request.deadline
+        )
+        return VqaResponse(
+            model=pipeline.version.name, version=pipeline.version.version, results=results
+        )

@@ -18,10 +18,12 @@ from export.captioner.captions import candidates, references  # noqa: E402
 from export.captioner.data import build_split, caption_table, preprocessor  # noqa: E402
 from export.captioner.evaluate import caption_images, caption_metrics  # noqa: E402
 from export.captioner.model import Captioner, CaptionerConfig  # noqa: E402
+from export.captioner.recipe import DECODING  # noqa: E402
 from export.captioner.scenes import scene_jpeg  # noqa: E402
 from export.captioner.train import caption_tensor, train  # noqa: E402
 from export.onnx_export import check_parity, export_onnx  # noqa: E402
 from export.scenes.graph import Scene, SceneObject  # noqa: E402
+from serving.core.config import SequenceDecoding  # noqa: E402
 from serving.tasks.caption.beam_search import DecodeOptions  # noqa: E402
 from serving.text import BOS, EOS, Vocabulary, tokenize  # noqa: E402
 
@@ -118,9 +120,9 @@ def test_train_steps_export_and_decode(tmp_path: Path) -> None:
     )
     assert check_parity(model.step, dec, step, atol=1e-4) <= 1e-4
 
-    out = caption_images(
-        enc, dec, pixels, vocab, DecodeOptions(beam_size=2, max_length=5, num_captions=2)
-    )
+    decoding = SequenceDecoding.model_validate(DECODING)
+    options = DecodeOptions(beam_size=2, max_length=5, num_captions=2)
+    out = caption_images(enc, dec, pixels, vocab, options, decoding)
     assert len(out) == 3 and all(len(o) == 2 for o in out)
     assert all(len(tokenize(text)) <= 5 for o in out for text, _ in o)
     scores = caption_metrics([refs[i] for i in range(3)], [o[0][0] for o in out])

@@ -33,6 +33,8 @@ class CascadeParams:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     nms_level: float = 0.5
     nms_image: float = 0.7
+    rnet_size: int = 24  # crop sides of the stage models (the server reads their configs)
+    onet_size: int = 48
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ async def detect_faces(
     image_of = image_of[keep]
 
     # R-Net: refine every proposal of every image in one batched call.
-    out = await _stage(infer, "rnet", images, boxes, image_of, 24, offload)
+    out = await _stage(infer, "rnet", images, boxes, image_of, params.rnet_size, offload)
     ok = out["prob"] > params.thresholds[1]
     boxes, image_of, scores, offsets = boxes[ok], image_of[ok], out["prob"][ok], out["offsets"][ok]
     keep = nms(boxes, scores, params.nms_image, groups=image_of)
@@ -96,7 +98,7 @@ async def detect_faces(
     image_of = image_of[keep]
 
     # O-Net: final boxes, scores and the five landmarks.
-    out = await _stage(infer, "onet", images, boxes, image_of, 48, offload)
+    out = await _stage(infer, "onet", images, boxes, image_of, params.onet_size, offload)
     ok = out["prob"] > params.thresholds[2]
     boxes, image_of, scores = boxes[ok], image_of[ok], out["prob"][ok]
     points = mtcnn.landmarks(boxes, out["landmarks"][ok])

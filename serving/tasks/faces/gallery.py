@@ -67,7 +67,7 @@ class Gallery:
 
     def remove(self, identity: str) -> int:
         """Forget every photo of ``identity``; returns how many were removed."""
-        name = _lookup_name(identity)
+        name = lookup_name(identity)
         snap = self.vectors.snapshot()
         rows = [i for i, who in enumerate(self._identity(snap)) if who == name]
         if not rows:
@@ -101,10 +101,13 @@ class Gallery:
         ]
 
     def _import_legacy(self, path: Path) -> None:
+        if not self.vectors.store.health().ready:
+            log.error("face gallery %s: store unavailable; legacy %s not imported", self.path, path)
+            return
         try:
             with np.load(path, allow_pickle=False) as data:
                 vectors = data["embeddings"].astype(np.float32).reshape(-1, self.dim)
-                labels = [_lookup_name(str(s)) for s in data["labels"]]
+                labels = [lookup_name(str(s)) for s in data["labels"]]
         except FileNotFoundError:
             return  # another process imported and renamed it meanwhile
         except Exception as e:  # a torn legacy file: leave it for the operator, start empty
@@ -128,7 +131,7 @@ class Gallery:
         )
 
 
-def _lookup_name(raw: str) -> str:
+def lookup_name(raw: str) -> str:
     """The normalised form, or ``raw`` itself for a name enrolled before normalisation existed."""
     try:
         return normalise_name(raw)

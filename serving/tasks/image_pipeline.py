@@ -1,0 +1,65 @@
+"""The pipeline shape most tasks share: one preprocessed image per batcher row.
+
+The config's ``preprocess`` builds the preprocessor, its ``postprocess`` (of the kind the task
+needs) carries the labels file; images are prepared on the decode pool, then run as one
+submission to the model's batcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from serving.core.deadline import Deadline
+from serving.core.runtime import Tensors
+from serving.imaging.prepared import Prepared, prepare_all, prepare_keeping_pixels
+from serving.imaging.preprocess import ImagePreprocessor, PreparedImage
+from serving.settings import Settings
+from serving.tasks.contract import Pipeline
+
+if TYPE_CHECKING:
+    from serving.core.repository import ModelVersion
+
+
+class ImagePipeline(Pipeline):
+    needs: ClassVar[type]  # the postprocess config class this task reads
+    needs_kind: ClassVar[str]  # its ``kind``, for the error message
+
+    def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
+        super().__init__(version, settings, pool)
+        config = version.config
+        if config.preprocess is None or not isinstance(config.postprocess, self.needs):
+            raise ValueError(
+                f"a {config.task} model needs preprocess and {self.needs_kind} postprocess"
+            )
+        self.post: Any = config.postprocess
+        self.preprocessor = ImagePreprocessor(
+            config.preprocess, max_pixels=settings.max_image_pixels
+        )
+
+    def labels_for(self, output: str, *, axis: int = -1, what: str = "labels") -> list[str]:
+        """The postprocess labels file, checked against the class axis of ``output``."""
+        labels = self.side_file_lines(self.post.labels)
+        classes = next(o.shape[axis] for o in self.version.config.outputs if o.name == output)
+        if classes > 0 and classes != len(labels):
+            raise ValueError(f"{self.post.labels} has {len(labels)} {what} for {classes} classes")
+        return labels
+
+    async def infer_images(
+        self, images: Sequence[bytes], deadline: Deadline
+    ) -> tuple[list[PreparedImage], list[Tensors]]:
+        prepared = await prepare_all(self.pool, self.preprocessor, images)
+        rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
+        return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
+
+    async def infer_keeping_pixels(
+        self, images: Sequence[bytes], deadline: Deadline, *, full_resolution: bool
+    ) -> tuple[list[Prepared], list[Tensors]]:
+        """Like :meth:`infer_images`, keeping the decoded pixels (at full resolution if they
+        are to be drawn on)."""
+        keep = partial(prepare_keeping_pixels, self.preprocessor, full_resolution=full_resolution)
+        prepared = await prepare_all(self.pool, keep, images)
+        rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
+        return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
