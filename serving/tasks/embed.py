@@ -1,6 +1,6 @@
 """Image embeddings: the feature vector a model declares (``embedding.output``), L2-normalised.
 
-Any model with ``preprocess`` and an ``embedding`` section embeds images (for the ImageNet
+Any classification model with an ``embedding`` section embeds images (for the ImageNet
 classifier: its pooled penultimate features, the off-the-shelf descriptor of Razavian et al.,
 2014). Unit length makes cosine similarity a dot product, which is what search indexes want.
 The rows go through the model's batcher like every other call, so embedding and classifying
@@ -13,13 +13,18 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import BaseModel, Field
 
+from serving.core.deadline import Deadline
+from serving.errors import BadRequest
+from serving.imaging.prepared import prepare_all
 from serving.imaging.preprocess import ImagePreprocessor
 from serving.settings import Settings
-from serving.tasks.base import Deadline, prepare_all
+from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
 
 if TYPE_CHECKING:
     from serving.core.repository import ModelVersion
+    from serving.tasks.classify import ClassificationPipeline
 
 
 def l2_normalise(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -52,3 +57,44 @@ class ImageEmbedder:
         rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
         outputs = await self.version.infer(rows, timeout_s=deadline.remaining_s())
         return l2_normalise(np.stack([out[self.output] for out in outputs]))
+
+
+class EmbedOptions(TaskOptions):
+    pass
+
+
+class ImageEmbedding(BaseModel):
+    embedding: list[float] = Field(description="unit-length (L2) feature vector")
+
+
+class EmbedResponse(ModelResponse):
+    dimension: int
+    results: list[ImageEmbedding] = Field(description="one entry per image, in order")
+
+
+class Embed(Task["ClassificationPipeline", EmbedOptions, EmbedResponse]):
+    """L2-normalised feature vectors of a classification model that declares an embedding
+    output (cosine similarity = dot product)."""
+
+    path = "/v1/embed"
+    summary = "Embed images (unit-length feature vectors)"
+    model_task = "classification"
+    options = EmbedOptions
+    response = EmbedResponse
+
+    async def run(
+        self, pipeline: ClassificationPipeline, request: TaskRequest[EmbedOptions]
+    ) -> EmbedResponse:
+        embedder = pipeline.embedder
+        if embedder is None:
+            raise BadRequest(
+                f"model {pipeline.version.name!r} declares no embedding output",
+                code="embedding_unsupported",
+            )
+        vectors = await embedder(request.images, deadline=request.deadline)
+        return EmbedResponse(
+            model=pipeline.version.name,
+            version=pipeline.version.version,
+            dimension=embedder.dimension,
+            results=[ImageEmbedding(embedding=v.tolist()) for v in vectors],
+        )

@@ -38,6 +38,15 @@ def test_shipped_configs_validate() -> None:
         ),
         ({"batching": {"max_batch_size": 0}}, "batching.max_batch_size"),
         ({"preprocess": {"input": "nope"}}, "preprocess.input 'nope' is not among inputs"),
+        ({"embedding": {"output": "nope"}}, "embedding.output 'nope' is not among outputs"),
+        (
+            {"explain": {"feature_map_output": "nope", "class_weights": "w.npy"}},
+            "explain.feature_map_output 'nope' is not among outputs",
+        ),
+        (
+            {"explain": {"feature_map_output": "y", "class_weights": "w.npy", "box_threshold": 1}},
+            "explain.box_threshold",
+        ),
         ({"card": {"summary": "s"}}, "card.source: Field required"),
         ({"name": "other"}, "differs from folder"),
         (

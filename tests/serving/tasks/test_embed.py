@@ -9,12 +9,12 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.core.config import load_config
+from serving.core.deadline import Deadline
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
 from serving.imaging.preprocess import ImagePreprocessor
 from serving.settings import Settings
 from serving.tasks import PIPELINES
-from serving.tasks.base import Deadline
 from serving.tasks.embed import ImageEmbedder, l2_normalise
 from tests.conftest import MODEL_STORE
 
