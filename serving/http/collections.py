@@ -15,12 +15,12 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.core.deadline import Deadline
 from serving.core.repository import ModelVersion
 from serving.errors import BadRequest, NotFound
 from serving.http.docs import IMAGE_REQUEST_BODY
 from serving.http.inputs import parse_options, read_body, read_image_request
 from serving.http.responses import ORJSONResponse
-from serving.tasks.base import Deadline
 from serving.tasks.embed import ImageEmbedder
 from serving.vectors.catalog import Catalog, Manifest
 from serving.vectors.collection import Hit, VectorCollection

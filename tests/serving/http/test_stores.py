@@ -25,7 +25,7 @@ def test_corrupt_gallery_is_503_with_reason_and_restorable(tmp_path: Path) -> No
 
     with LiveServer(
         MODEL_STORE,
-        load_models=["facenet_msceleb"],
+        load_models=["mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb"],
         face_gallery_dir=tmp_path,
         admin_token="s3cret",
         graceful_shutdown_s=0,
