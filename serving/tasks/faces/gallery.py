@@ -92,7 +92,8 @@ class Gallery:
         scores, rows = self.vectors.search_rows(snap, q, wanted)
         best = np.full((len(q), len(names)), -np.inf, dtype=np.float32)
         for i in range(len(q)):  # per identity: its best photo among the rows found
-            np.maximum.at(best[i], index[rows[i]], scores[i])
+            found = rows[i] >= 0  # an approximate search may return fewer rows than asked
+            np.maximum.at(best[i], index[rows[i][found]], scores[i][found])
         k = min(top_k, len(names))
         order = np.argsort(-best, axis=1, kind="stable")[:, :k]
         return [

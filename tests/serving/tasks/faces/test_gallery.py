@@ -88,3 +88,21 @@ def test_corrupt_gallery_is_503_with_reason_until_restored(tmp_path: Path) -> No
         assert "last good generation 1" in err.value.message
     g.vectors.store.restore()
     assert g.identities() == {"ann": 1}
+
+
+def test_large_gallery_search_through_the_hnsw_graph_agrees_with_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    people = rng.standard_normal((60, 16))
+    photos = people.repeat(5, axis=0) + 0.3 * rng.standard_normal((300, 16))
+    g = Gallery(tmp_path / "m.npz", dim=16)
+    for p in range(60):
+        g.add(f"person {p}", photos[p * 5 : p * 5 + 5])
+    probes = _unit(*(people[:20] + 0.3 * rng.standard_normal((20, 16))))
+    exact = g.search(probes, top_k=3)
+    g.vectors.ann_threshold = 100  # now past the threshold: the graph answers once built
+    g.search(probes, top_k=3)
+    g.vectors._building.join(timeout=30)
+    approximate = g.search(probes, top_k=3)
+    assert g.vectors._ann is not None and g.vectors._ann.size == 300
+    assert [m[0].identity for m in approximate] == [m[0].identity for m in exact]
+    assert [m[0].identity for m in exact] == [f"person {p}" for p in range(20)]
