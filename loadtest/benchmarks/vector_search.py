@@ -247,6 +247,41 @@ def print_size(result: dict[str, Any]) -> None:
         )
 
 
+def time_store(n: int, dim: int, repeats: int = 3) -> dict[str, Any]:
+    """What one add costs the crash-safe store at ``n`` rows (it rewrites the generation), and
+    what a second process pays to notice and reload it."""
+    import tempfile
+
+    from serving.vectors.collection import VectorCollection
+    from serving.vectors.store import VectorStore
+
+    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+        writer = VectorCollection(VectorStore(Path(tmp) / "s", dim), dim)
+        writer.add([f"r{i}" for i in range(n)], clustered(n, dim, seed=3))
+        reader = VectorStore(Path(tmp) / "s", dim)
+        adds, reloads = [], []
+        for i in range(repeats):
+            t = time.perf_counter()
+            writer.add([f"new{i}"], clustered(1, dim, seed=i))
+            adds.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            reader.snapshot()
+            reloads.append(time.perf_counter() - t)
+        size_mb = sum(p.stat().st_size for p in (Path(tmp) / "s").glob("gen-*")) / 2 / 2**20
+    row = {
+        "rows": n,
+        "dim": dim,
+        "file_mb": size_mb,
+        "add_one_s": float(np.median(adds)),
+        "reader_reload_s": float(np.median(reloads)),
+    }
+    print(
+        f"store: {n:,} x {dim}: {size_mb:.0f} MB per generation, one add "
+        f"{row['add_one_s'] * 1e3:.0f} ms, a reader's reload {row['reader_reload_s'] * 1e3:.0f} ms"
+    )
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
@@ -256,6 +291,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="build threads (search uses 1)")
     p.add_argument("--adds", type=int, default=200, help="single-vector adds timed per index")
     p.add_argument("--libs", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
+    p.add_argument("--store-sizes", type=int, nargs="*", default=[], help="rows, store cost")
     p.add_argument("--real", action="append", default=[], help="NAME=PATH.npy, [N, D] vectors")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default: results folder)")
     args = p.parse_args()
@@ -288,6 +324,7 @@ def main() -> None:
         },
         "synthetic": [],
         "real": [],
+        "store": [],
     }
     for n in args.sizes:
         data = clustered(n, args.dim, seed=n)
@@ -297,6 +334,9 @@ def main() -> None:
         out.write_text(json.dumps(report, indent=1))
         del data
         gc.collect()
+    for n in args.store_sizes:
+        report["store"].append(time_store(n, args.dim))
+        out.write_text(json.dumps(report, indent=1))
     for spec in args.real:
         name, path = spec.split("=", 1)
         vectors = np.load(path).astype(np.float32)
