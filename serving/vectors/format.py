@@ -8,12 +8,12 @@ torn or bit-flipped file is *detected* on load instead of being served as wrong 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 MAGIC = b"FOVEAVEC1\n"
 _LEN = struct.Struct("<Q")
@@ -42,20 +42,22 @@ class Snapshot:
         return len(self.ids)
 
 
-def encode(snap: Snapshot) -> bytes:
-    header = json.dumps(
+def encode(snap: Snapshot) -> list[bytes | np.ndarray]:
+    """The file's content as chunks to write in order (no copy of the vector block)."""
+    header = orjson.dumps(
         {
             "generation": snap.generation,
             "dim": snap.dim,
             "ids": list(snap.ids),
             "metadata": list(snap.metadata),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
-    vectors = np.ascontiguousarray(snap.vectors, dtype="<f4").tobytes()
-    body = b"".join((MAGIC, _LEN.pack(len(header)), header, vectors))
-    return body + hashlib.sha256(body).digest()
+        }
+    )
+    vectors = np.ascontiguousarray(snap.vectors, dtype="<f4").reshape(-1).view(np.uint8)
+    chunks: list[bytes | np.ndarray] = [MAGIC, _LEN.pack(len(header)), header, vectors]
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return [*chunks, digest.digest()]
 
 
 def decode(data: bytes | memoryview) -> Snapshot:
@@ -68,10 +70,10 @@ def decode(data: bytes | memoryview) -> Snapshot:
         raise CorruptGeneration("checksum mismatch (truncated or altered file)")
     (header_len,) = _LEN.unpack(body[len(MAGIC) : fixed])
     try:
-        header = json.loads(bytes(body[fixed : fixed + header_len]))
+        header = orjson.loads(body[fixed : fixed + header_len])
         dim, ids, metadata = int(header["dim"]), header["ids"], header["metadata"]
         vectors = np.frombuffer(body[fixed + header_len :], dtype="<f4").reshape(len(ids), dim)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
         raise CorruptGeneration(f"unreadable header or vector block: {e}") from e
     if len(metadata) != len(ids):
         raise CorruptGeneration("metadata and ids differ in length")

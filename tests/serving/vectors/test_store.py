@@ -30,7 +30,7 @@ def _gen_files(d: Path) -> list[str]:
 
 def test_format_detects_truncation_and_bit_flips() -> None:
     snap = Snapshot(3, 2, ("a", "b"), np.eye(2, dtype=np.float32), ({"k": "é"}, None))
-    data = encode(snap)
+    data = b"".join(encode(snap))
     back = decode(data)
     assert back.ids == ("a", "b") and back.metadata == ({"k": "é"}, None)
     assert back.generation == 3 and np.array_equal(back.vectors, np.eye(2))
