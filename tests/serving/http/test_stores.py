@@ -12,7 +12,9 @@ from tests.conftest import MODEL_STORE
 from tests.server import LiveServer
 
 
-def test_corrupt_gallery_is_503_with_reason_and_restorable(tmp_path: Path) -> None:
+def test_corrupt_gallery_is_503_with_reason_and_restorable(
+    tmp_path: Path, photos: dict[str, bytes]
+) -> None:
     rng = np.random.default_rng(0)
     gallery = Gallery(tmp_path / "facenet_msceleb.npz", dim=128)
     gallery.add("Ann", rng.standard_normal((2, 128)))
@@ -60,5 +62,16 @@ def test_corrupt_gallery_is_503_with_reason_and_restorable(tmp_path: Path) -> No
         assert after.json()["identities"] == [{"identity": "Ann", "photos": 2}]
         assert httpx.get(srv.url + "/readyz").json()["unavailable_stores"] == {}
         assert httpx.post(url, headers={"Authorization": "Bearer s3cret"}).status_code == 409
+        # NFKC: full-width A (U+FF21) + "nn" is "Ann"; look-alikes are refused.
+        bad = httpx.post(
+            srv.url + "/v1/faces/gallery/%D0%90nn",  # Cyrillic A + "nn"
+            files=[("image", ("a.jpg", photos["astronaut"], "image/jpeg"))],
+        )
+        assert bad.status_code == 400 and bad.json()["code"] == "invalid_identity"
+        assert "mixes scripts" in bad.json()["error"]
+        gone = httpx.delete(srv.url + "/v1/faces/gallery/%EF%BC%A1nn")
+        assert gone.status_code == 200, gone.text
+        assert gone.json()["identity"] == "Ann" and gone.json()["removed"] == 2
+
         for missing in ("faces/%2E%2E", "faces/other_model", "nokind/facenet_msceleb"):
             assert httpx.get(f"{srv.url}/v1/stores/{missing}").status_code == 404
