@@ -290,7 +290,7 @@ def main() -> None:
     p.add_argument("--big-queries", type=int, default=200, help="queries at >= 1M vectors")
     p.add_argument("--threads", type=int, default=2, help="build threads (search uses 1)")
     p.add_argument("--adds", type=int, default=200, help="single-vector adds timed per index")
-    p.add_argument("--libs", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
+    p.add_argument("--libs", nargs="*", default=list(LIBRARIES), choices=list(LIBRARIES))
     p.add_argument("--store-sizes", type=int, nargs="*", default=[], help="rows, store cost")
     p.add_argument("--real", action="append", default=[], help="NAME=PATH.npy, [N, D] vectors")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default: results folder)")
