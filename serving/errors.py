@@ -39,8 +39,14 @@ class Unprocessable(FoveaError):
     status, code = 422, "validation_error"
 
 
-class Unauthorized(FoveaError):
-    status, code = 401, "unauthorized"
+class RequestTimeout(FoveaError):
+    """The client sent its request too slowly; the connection is closed after the answer."""
+
+    status, code = 408, "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"Connection": "close"}
 
 
 class Overloaded(FoveaError):

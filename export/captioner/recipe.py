@@ -107,7 +107,7 @@ def configs(
         "description": f"One decoder step of {NAME}: token, state, image features -> next-token "
         "log-probs, new state. Rows of all active sequences are batched per step.",
         "inputs": [
-            {"name": "token", "datatype": "INT64", "shape": [-1]},
+            {"name": "token", "datatype": "INT64", "shape": [-1], "range": [0, d.vocab_size - 1]},
             *({"name": k, "datatype": "FP32", "shape": s} for k, s in state_shapes.items()),
             *context,
         ],

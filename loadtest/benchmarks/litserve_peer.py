@@ -4,9 +4,9 @@ Runs in its own virtual environment (``litserve onnxruntime pillow numpy``), nev
 speaks Fovea's JSON classify contract (``POST /v1/classify`` with base64 ``images``) so that the
 same load-test workload drives both. Preprocessing matches the model's config: JPEG draft decode,
 shorter side to 256 (bilinear), centre crop 224, ImageNet mean/std; ONNX Runtime with the same
-thread settings as Fovea (intra-op threads chosen by ORT, no spinning).
+intra-op threads as asked (``--threads``; 0 lets ORT choose), no spinning.
 
-    /work/cache/peer-venv/bin/python loadtest/benchmarks/litserve_peer.py --port 8100 \\
+    peer-venv/bin/python loadtest/benchmarks/litserve_peer.py --port 8100 \\
         --model model_store/mobilenet_v2/1/model.onnx --labels model_store/mobilenet_v2/labels.txt
 """
 
@@ -42,13 +42,14 @@ def preprocess(data: bytes, short: int = 256, crop: int = 224) -> np.ndarray:
 
 
 class Classifier(ls.LitAPI):
-    def __init__(self, model: Path, labels: Path, **kwargs: Any) -> None:
+    def __init__(self, model: Path, labels: Path, threads: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.model_path, self.labels_path = model, labels
+        self.model_path, self.labels_path, self.threads = model, labels, threads
 
     def setup(self, device: str) -> None:
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
+        options.intra_op_num_threads = self.threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.model_path), options,
                                             providers=["CPUExecutionProvider"])
@@ -96,10 +97,12 @@ def main() -> None:
     p.add_argument("--labels", type=Path, required=True)
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--batch-timeout", type=float, default=0.002)
+    p.add_argument("--workers", type=int, default=1, help="inference worker processes")
+    p.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: ORT's)")
     args = p.parse_args()
-    api = Classifier(args.model, args.labels, max_batch_size=args.max_batch_size,
+    api = Classifier(args.model, args.labels, args.threads, max_batch_size=args.max_batch_size,
                      batch_timeout=args.batch_timeout, api_path="/v1/classify")
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=args.workers, timeout=30)
     server.run(host="127.0.0.1", port=args.port, num_api_servers=1, log_level="warning",
                generate_client_file=False)
 

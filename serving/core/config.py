@@ -38,7 +38,20 @@ class Strict(BaseModel):
 class TensorSpec(Strict):
     name: str
     datatype: Datatype
-    shape: list[int] = Field(description="-1 marks a dynamic axis; the first axis is the batch")
+    shape: list[int] = Field(
+        description="-1 marks a dynamic axis; the first axis is the batch unless "
+        "batching.max_batch_size is 0"
+    )
+    min_shape: list[int] | None = Field(
+        default=None,
+        description="smallest size of each axis the model accepts (e.g. a CNN's receptive field "
+        "on dynamic spatial axes); checked on tensor requests",
+    )
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="inclusive [min, max] of valid values (e.g. token ids below the vocabulary "
+        "size); checked on tensor requests",
+    )
 
     @field_validator("shape")
     @classmethod
@@ -46,6 +59,17 @@ class TensorSpec(Strict):
         if any(d < -1 or d == 0 for d in shape):
             raise ValueError("dimensions are positive or -1 (dynamic)")
         return shape
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TensorSpec:
+        if self.min_shape is not None:
+            if len(self.min_shape) != len(self.shape) or any(d < 0 for d in self.min_shape):
+                raise ValueError("min_shape needs one non-negative size per axis of shape")
+            if any(0 < s < m for s, m in zip(self.shape, self.min_shape, strict=True)):
+                raise ValueError("min_shape exceeds a fixed axis of shape")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError("range is [min, max] with min <= max")
+        return self
 
 
 class ShorterSide(Strict):
@@ -85,7 +109,9 @@ class CenterCrop(Strict):
 
 
 class Normalize(Strict):
-    """``(pixel * scale - mean) / std`` per channel, in RGB order."""
+    """``(pixel * scale - mean) / std`` per channel, in the model's channel order.
+
+    ``scale`` 1/255 feeds 0-1 pixels, 1 feeds 0-255; the defaults leave values unnormalised."""
 
     scale: float = 1 / 255
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -107,6 +133,9 @@ class Preprocess(Strict):
     crop: CenterCrop | None = None
     normalize: Normalize = Normalize()
     layout: Literal["NCHW", "NHWC"] = "NCHW"
+    channel_order: Literal["RGB", "BGR"] = Field(
+        default="RGB", description="BGR for models trained on OpenCV-decoded images"
+    )
     datatype: Literal["FP32", "FP16", "UINT8"] = "FP32"
 
 
@@ -153,19 +182,69 @@ class SequenceDecoding(Strict):
         return self
 
 
+DetectionFormat = Literal["boxes_scores", "yolov8", "yolov5", "torchvision", "detr"]
+
+# The outputs each detection format reads (implementations: serving.imaging.heads).
+DETECTION_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "boxes_scores": ("boxes_output", "scores_output"),
+    "yolov8": ("output",),
+    "yolov5": ("output",),
+    "torchvision": ("boxes_output", "scores_output", "labels_output"),
+    "detr": ("logits_output", "boxes_output"),
+}
+
+
 class BoxDetection(Strict):
-    """Raw per-location boxes and class scores -> thresholded, class-aware-NMS'd detections
-    in original pixels (:mod:`serving.imaging.detection`)."""
+    """A detector's outputs -> thresholded, NMS'd detections in original pixels.
+
+    ``format`` names the output layout (one shared decoder each, :mod:`serving.imaging.heads`):
+
+    * ``boxes_scores``: ``boxes [N, A, 4]`` (``box_format``, model-input pixels) and
+      ``scores [N, A, C]`` in [0, 1];
+    * ``yolov8``: Ultralytics v8/11 ``output [N, 4+C, A]``: centre boxes, class scores;
+    * ``yolov5``: ``output [N, A, 5+C]``: centre boxes, objectness, class scores;
+    * ``torchvision``: post-processing inside the model (SSD, Faster R-CNN, RetinaNet, FCOS):
+      ``boxes [K, 4]`` xyxy, ``scores [K]``, ``labels [K]`` (int), variable K, batch axis or not;
+    * ``detr``: ``logits [N, Q, C+1]`` (last class = no object), ``boxes [N, Q, 4]``
+      normalised cxcywh of the model input; no NMS.
+    """
 
     kind: Literal["detection"]
-    boxes_output: str = Field(description="[batch, N, 4] boxes in model-input pixels")
-    scores_output: str = Field(description="[batch, N, classes] scores in [0, 1]")
-    labels: str = Field(description="file in the model folder, one label per class")
-    box_format: Literal["xyxy", "cxcywh"] = "xyxy"
+    format: DetectionFormat = "boxes_scores"
+    output: str | None = Field(default=None, description="the single output of YOLO heads")
+    boxes_output: str | None = None
+    scores_output: str | None = None
+    labels_output: str | None = Field(default=None, description="int class ids (torchvision)")
+    logits_output: str | None = Field(default=None, description="class logits (detr)")
+    labels: str = Field(description="file in the model folder, one label per class id")
+    box_format: Literal["xyxy", "cxcywh"] = Field(
+        default="xyxy", description="boxes_output's layout for format boxes_scores"
+    )
     score_threshold: float = Field(default=0.3, ge=0, le=1, description="default; per request")
     iou_threshold: float = Field(default=0.5, gt=0, le=1, description="NMS overlap limit")
     max_detections: int = Field(default=100, gt=0, description="default; per request")
     pre_nms_top_k: int = Field(default=1000, gt=0, description="best candidates NMS sees")
+    multi_label: bool = Field(
+        default=True,
+        description="a location may propose several classes; false keeps its best class only "
+        "(Ultralytics' predict)",
+    )
+
+    @model_validator(mode="after")
+    def _format_outputs(self) -> BoxDetection:
+        needed = DETECTION_OUTPUTS[self.format]
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"format {self.format!r} needs {', '.join(missing)}")
+        unused = [f for f in _OUTPUT_FIELDS if f not in needed and getattr(self, f) is not None]
+        if unused:
+            raise ValueError(
+                f"format {self.format!r} reads only {', '.join(needed)}; remove {', '.join(unused)}"
+            )
+        return self
+
+
+_OUTPUT_FIELDS = ("output", "boxes_output", "scores_output", "labels_output", "logits_output")
 
 
 class PixelSegmentation(Strict):
@@ -173,7 +252,10 @@ class PixelSegmentation(Strict):
     (:mod:`serving.imaging.segmentation`)."""
 
     kind: Literal["segmentation"]
-    output: str = Field(description="[batch, classes, H, W] logits or probabilities")
+    output: str = Field(
+        description="[batch, classes, H, W] logits or probabilities, at the model input's size "
+        "(torchvision) or a fraction of it (SegFormer-style, resized bilinearly to the image)"
+    )
     labels: str = Field(description="file in the model folder, one label per class channel")
     background: int | None = Field(
         default=0, ge=0, description="class left out of per-class masks and drawn transparent"
@@ -250,23 +332,59 @@ class Explain(Strict):
     )
 
 
+class ImageEncoder(Strict):
+    """The image half of a model split in two (one image, many questions: one backbone pass).
+
+    ``model`` (another model in the store, with the ``preprocess`` for the image) maps pixels
+    to ``output``; this model receives that tensor as its input ``input``.
+    """
+
+    model: str
+    output: str
+    input: str
+
+
 class Batching(Strict):
-    max_batch_size: int = Field(default=8, ge=1, description="rows per ONNX Runtime call")
+    max_batch_size: int = Field(
+        default=8,
+        ge=0,
+        description="rows per ONNX Runtime call; 0: the model has no batch axis (Triton's "
+        "meaning), so each request runs alone, still queued and measured",
+    )
     max_queue_delay_ms: float = Field(
         default=0.0, ge=0, description="how long a batch may wait to fill once the runner is free"
     )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows admitted and not yet answered (decoding, queued, running) before a "
+        "request is refused with 503 at the door; max_queue_size if unset",
+    )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"
     )
 
     @model_validator(mode="after")
     def _preferred_fit(self) -> Batching:
-        bad = [s for s in self.preferred_batch_sizes if not 1 <= s <= self.max_batch_size]
+        bad = [s for s in self.preferred_batch_sizes if not 1 <= s <= self.rows_per_run]
         if bad:
             raise ValueError(f"preferred_batch_sizes {bad} outside 1..max_batch_size")
         return self
+
+    @property
+    def admission_limit(self) -> int:
+        return self.max_in_flight or self.max_queue_size
+
+    @property
+    def batched(self) -> bool:
+        """Whether tensor shapes start with a batch axis."""
+        return self.max_batch_size > 0
+
+    @property
+    def rows_per_run(self) -> int:
+        return max(self.max_batch_size, 1)
 
 
 class Runtime(Strict):
@@ -275,11 +393,20 @@ class Runtime(Strict):
         description="in order of preference; those not installed are skipped",
     )
     instances: int = Field(default=1, ge=1, description="concurrent ONNX Runtime runs")
-    intra_op_threads: int = Field(default=0, ge=0, description="0 lets ONNX Runtime decide")
+    intra_op_threads: int = Field(default=0, ge=0, description="0: the server's thread budget")
     allow_spinning: bool = Field(
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    provider_options: dict[str, dict[str, str | int]] = Field(
+        default_factory=dict,
+        description="per provider, merged over the server's defaults (e.g. CUDA's device_id)",
+    )
+    io_binding: bool | None = Field(
+        default=None,
+        description="bind inputs/outputs explicitly (one host-device copy each way); "
+        "unset: on for GPU providers, off on CPU",
+    )
 
 
 class Card(Strict):
@@ -304,6 +431,7 @@ class ModelConfig(Strict):
     outputs: list[TensorSpec] = Field(min_length=1)
     preprocess: Preprocess | None = None
     text: TextInput | None = None
+    image_encoder: ImageEncoder | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
     embedding: Embedding | None = None
     explain: Explain | None = None
@@ -321,7 +449,9 @@ class ModelConfig(Strict):
             missing = {self.text.input, self.text.lengths_input or self.text.input} - inputs
             if missing:
                 raise ValueError(f"text inputs {sorted(missing)} are not among inputs")
-        for attr in ("output", "boxes_output", "scores_output"):
+        if self.image_encoder is not None and self.image_encoder.input not in inputs:
+            raise ValueError(f"image_encoder.input {self.image_encoder.input!r} is not an input")
+        for attr in _OUTPUT_FIELDS:
             out = getattr(self.postprocess, attr, None)
             if out is not None and out not in outputs:
                 raise ValueError(f"postprocess.{attr} {out!r} is not among outputs")

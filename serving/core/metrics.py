@@ -2,15 +2,31 @@
 
 Both are fed from the same two places: the batcher's per-batch observer and the HTTP layer's
 per-request hook. The registry belongs to one app, so several apps (tests) never share counters.
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before this module is
+imported, as ``fovea serve --workers N`` does), every worker writes its values to files in that
+folder and ``/metrics`` in any worker reports the sum over all of them. Gauges are sampled
+(:meth:`Metrics.sample_gauges`) rather than computed on scrape, since a scrape in one worker
+cannot call functions in another; each worker samples them every second.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -37,6 +53,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         self.requests = Counter(
             "fovea_requests",
             "HTTP requests by endpoint, model and status",
@@ -72,7 +89,25 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "fovea_queue_depth", "rows waiting in the batch queue", ["model", "version"], registry=r
+            "fovea_queue_depth",
+            "rows waiting in the batch queue",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.in_flight = Gauge(
+            "fovea_rows_in_flight",
+            "rows admitted and not yet answered (decoding, queued or running)",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._samplers: dict[tuple[Gauge, tuple[str, ...]], Callable[[], float]] = {}
+        self.rejected = Counter(
+            "fovea_rejected",
+            "requests refused at the door (503) because the model's rows in flight were full",
+            ["model", "version"],
+            registry=r,
         )
         self.failures = Counter(
             "fovea_failures",
@@ -80,6 +115,30 @@ class Metrics:
             ["model", "version", "reason"],
             registry=r,
         )
+
+    def track(self, gauge: Gauge, labels: tuple[str, ...], value: Callable[[], float]) -> None:
+        """Sample ``value()`` into ``gauge{labels}`` at every :meth:`sample_gauges`."""
+        self._samplers[(gauge, labels)] = value
+
+    def untrack(self, gauge: Gauge, labels: tuple[str, ...]) -> None:
+        if self._samplers.pop((gauge, labels), None) is not None:
+            gauge.labels(*labels).set(0)  # a dead series must not keep adding to the sum
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # files keep series until exit
+                gauge.remove(*labels)
+
+    def sample_gauges(self) -> None:
+        for (gauge, labels), value in list(self._samplers.items()):
+            gauge.labels(*labels).set(value())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text for this server: this process, or the sum over all workers."""
+        self.sample_gauges()
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not folder:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=folder)
+        return generate_latest(registry)
 
 
 @dataclass

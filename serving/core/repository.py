@@ -4,20 +4,28 @@ Layout (Triton-style): ``<store>/<name>/config.yaml`` plus ``<store>/<name>/<ver
 for integer versions. A model that fails to load is recorded with its reason; it never stops the
 server or the other models. ``load`` is also a reload: new version folders are picked up and
 unchanged versions keep running, so a version can be added without a restart.
+
+Reloads are hitless: a changed version is loaded and warmed beside the old one, then swapped in;
+requests that already resolved the old one (see :func:`request_leases`) finish on it, and its
+batcher is closed only once none holds it any more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.core.admission import Admission
 from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
 from serving.core.metrics import BatchRecorder, Metrics
@@ -48,10 +56,42 @@ class ModelVersion:
     batcher: DynamicBatcher[Tensors, Tensors]
     recorder: BatchRecorder
     file_stamp: tuple[int, int]
+    admission: Admission
     pipeline: Any = None
+    leases: int = 0  # requests that resolved this version and have not finished
+    bound: list[ModelVersion] = field(default_factory=list)  # dependencies its pipeline uses
 
     async def infer(self, rows: Sequence[Tensors], *, timeout_s: float | None) -> list[Tensors]:
         return await self.batcher.submit(rows, timeout_s=timeout_s)
+
+
+_LEASES: contextvars.ContextVar[list[ModelVersion] | None] = contextvars.ContextVar(
+    "fovea_version_leases", default=None
+)
+
+
+@contextlib.contextmanager
+def request_leases() -> Iterator[None]:
+    """Scope of one request: every version it resolves stays open until the scope ends."""
+    held: list[ModelVersion] = []
+    token = _LEASES.set(held)
+    try:
+        yield
+    finally:
+        _LEASES.reset(token)
+        for version in held:
+            version.leases -= 1
+
+
+def _lease(version: ModelVersion) -> ModelVersion:
+    """Hold ``version`` and the dependencies bound to it for the current request."""
+    held = _LEASES.get()
+    if held is not None and version not in held:
+        held.append(version)
+        version.leases += 1
+        for dependency in version.bound:
+            _lease(dependency)
+    return version
 
 
 @dataclass(eq=False)
@@ -90,6 +130,7 @@ class ModelRepository:
         self._pipelines = pipelines
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._intra_op_threads = settings.thread_budget().intra_op_threads
 
     # -- queries ---------------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -112,7 +153,7 @@ class ModelRepository:
                 f"model {name!r} has no version {version}; available: {sorted(entry.versions)}",
                 code="version_not_found",
             )
-        return entry.versions[wanted]
+        return _lease(entry.versions[wanted])
 
     def for_task(self, task: str, name: str | None, version: int | str | None) -> ModelVersion:
         """The named model (which must serve ``task``) or the task's default model."""
@@ -132,6 +173,14 @@ class ModelRepository:
             )
         chosen = next((e for e in ready if e.config and e.config.default_for_task), ready[0])
         return self.get(chosen.name, version)
+
+    def rows_in_flight(self) -> int:
+        """Rows admitted or queued and not yet answered, over every loaded version."""
+        return sum(
+            v.admission.in_flight + v.batcher.queue_depth + v.batcher.in_flight
+            for e in self.entries()
+            for v in e.versions.values()
+        )
 
     def all_ready(self) -> bool:
         return all(e.state in (State.READY, State.FAILED, State.UNLOADED) for e in self.entries())
@@ -172,7 +221,8 @@ class ModelRepository:
                     )
                 entry.state = State.READY
             except Exception as exc:  # any broken model is reported, never fatal to the server
-                entry.state, entry.reason = State.FAILED, str(exc) or type(exc).__name__
+                entry.state = State.FAILED
+                entry.reason = self._relative(str(exc) or type(exc).__name__)
                 log.error("model %s failed to load: %s", name, entry.reason)
             self._entries[name] = entry
             if bind:
@@ -206,6 +256,13 @@ class ModelRepository:
             await self._close(list(entry.versions.values()))
 
     # -- internals -------------------------------------------------------------------------------
+    def _relative(self, message: str) -> str:
+        """``message`` with the store's location removed: clients never see server paths."""
+        prefixes = {str(self.store.resolve()), str(self.store.absolute()), str(self.store)}
+        for prefix in sorted(prefixes, key=len, reverse=True):
+            message = message.replace(prefix + os.sep, "").replace(prefix, ".")
+        return message
+
     def _bind_all(self) -> None:
         """Resolve every loaded model's dependencies (other models, by name) and bind them.
 
@@ -243,6 +300,7 @@ class ModelRepository:
                 pipeline.bind(resolved)
             except ValueError as exc:
                 return str(exc)
+            version.bound = list(resolved.values())
         return None
 
     async def _load_versions(
@@ -269,7 +327,7 @@ class ModelRepository:
         self, config: ModelConfig, number: int, path: Path, stamp: tuple[int, int]
     ) -> ModelVersion:
         def build() -> OnnxModel:
-            model = OnnxModel(path, config)
+            model = OnnxModel(path, config, default_threads=self._intra_op_threads)
             model.warmup()
             return model
 
@@ -277,7 +335,7 @@ class ModelRepository:
         recorder = BatchRecorder(self.metrics, config.name, str(number))
         b = config.batching
         policy = BatchPolicy(
-            max_batch_size=b.max_batch_size,
+            max_batch_size=b.rows_per_run,
             max_queue_delay_ms=b.max_queue_delay_ms,
             preferred_batch_sizes=tuple(b.preferred_batch_sizes),
             max_queue_size=b.max_queue_size,
@@ -286,8 +344,12 @@ class ModelRepository:
         batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(
             model.run_rows, policy, name=f"{config.name}/{number}", observer=recorder
         )
+        rejected = self.metrics.rejected.labels(config.name, str(number))
+        admission = Admission(
+            b.admission_limit, name=f"{config.name}/{number}", on_reject=rejected.inc
+        )
         version = ModelVersion(
-            config.name, number, path.parent, config, model, batcher, recorder, stamp
+            config.name, number, path.parent, config, model, batcher, recorder, stamp, admission
         )
         factory = self._pipelines.get(config.task)
         try:
@@ -297,16 +359,24 @@ class ModelRepository:
         except Exception:
             await batcher.close(drain_timeout_s=0)
             raise
-        self.metrics.queue_depth.labels(config.name, str(number)).set_function(
-            lambda: batcher.queue_depth
-        )
+        labels = (config.name, str(number))
+        self.metrics.track(self.metrics.queue_depth, labels, lambda: batcher.queue_depth)
+        self.metrics.track(self.metrics.in_flight, labels, lambda: admission.in_flight)
         return version
 
     async def _close(self, versions: list[ModelVersion]) -> None:
+        """Close each version once no request holds it (bounded by the drain window)."""
+        end = time.perf_counter() + self.settings.graceful_shutdown_s
+        while any(v.leases > 0 for v in versions) and time.perf_counter() < end:
+            await asyncio.sleep(0.005)
         for v in versions:
-            await v.batcher.close(drain_timeout_s=self.settings.graceful_shutdown_s)
-            with contextlib.suppress(KeyError):  # never registered if the load failed early
-                self.metrics.queue_depth.remove(v.name, str(v.version))
+            await v.batcher.close(drain_timeout_s=max(0.0, end - time.perf_counter()))
+            current = self._entries.get(v.name)
+            if current is not None and current.versions.get(v.version, v) is not v:
+                continue  # its replacement now owns the version's gauges
+            labels = (v.name, str(v.version))
+            self.metrics.untrack(self.metrics.queue_depth, labels)
+            self.metrics.untrack(self.metrics.in_flight, labels)
 
 
 def _parse_version(version: int | str) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from serving.core.config import ModelConfig, TensorSpec
 from serving.core.datatypes import ORT_TO_V2, V2_TO_NUMPY
@@ -23,6 +24,29 @@ class ModelLoadError(RuntimeError):
     """The ONNX file is missing, corrupt, or disagrees with its config."""
 
 
+class RejectedInput(ValueError):
+    """ONNX Runtime refused the feeds (INVALID_ARGUMENT: a shape or value it cannot run).
+
+    Whether that is the client's fault depends on who built the tensors: the tensor endpoints
+    answer 400, task pipelines (which build tensors themselves) leave it a server error.
+    """
+
+
+# Defaults for GPU serving: grow the memory arena by what is asked (not powers of two: dynamic
+# batch sizes would otherwise reserve far more than they use), pick conv algorithms by
+# heuristic (exhaustive search re-runs for every new input shape, stalling first requests),
+# and copy inputs on the compute stream.
+PROVIDER_DEFAULTS: dict[str, dict[str, str | int]] = {
+    "CUDAExecutionProvider": {
+        "device_id": 0,
+        "arena_extend_strategy": "kSameAsRequested",
+        "cudnn_conv_algo_search": "HEURISTIC",
+        "do_copy_in_default_stream": 1,
+    },
+}
+_GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"}
+
+
 def choose_providers(preferred: list[str]) -> list[str]:
     """The configured providers that this onnxruntime build has, CPU always last resort."""
     available = set(ort.get_available_providers())
@@ -32,49 +56,110 @@ def choose_providers(preferred: list[str]) -> list[str]:
     return chosen
 
 
+def provider_options(
+    providers: list[str], overrides: dict[str, dict[str, str | int]]
+) -> list[dict[str, str | int]]:
+    """Options for each provider: the defaults above, then the model config's."""
+    return [{**PROVIDER_DEFAULTS.get(p, {}), **overrides.get(p, {})} for p in providers]
+
+
 class OnnxModel:
     """One model version's session, with rows-in/rows-out batch execution for the batcher."""
 
-    def __init__(self, path: Path, config: ModelConfig) -> None:
+    def __init__(self, path: Path, config: ModelConfig, *, default_threads: int = 0) -> None:
+        """``default_threads``: intra-op threads when the config leaves them at 0 (the server's
+        thread budget); 0 here too lets ONNX Runtime use every core."""
         if not path.is_file():
             raise ModelLoadError(f"{path} does not exist")
         rt = config.runtime
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = rt.intra_op_threads
+        options.intra_op_num_threads = rt.intra_op_threads or default_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if rt.allow_spinning else "0"
         )
         options.log_severity_level = 3
+        providers = choose_providers(rt.providers)
         try:
             self.session = ort.InferenceSession(
-                str(path), options, providers=choose_providers(rt.providers)
+                str(path),
+                options,
+                providers=providers,
+                provider_options=provider_options(providers, rt.provider_options),
             )
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise ModelLoadError(f"{path}: onnxruntime cannot load it: {exc}") from exc
         self.config = config
         self.providers: list[str] = self.session.get_providers()
         self._output_names = [o.name for o in config.outputs]
+        on_gpu = self.providers[0] in _GPU_PROVIDERS
+        self.io_binding = on_gpu if rt.io_binding is None else rt.io_binding
+        self.batched = config.batching.batched
+        self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
+        self.warmup_shapes: dict[str, list[int]] = {}  # per output, batch axis dropped
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
         _check_io(
             self.session.get_outputs(), config.outputs, "output", config.batching.max_batch_size
         )
 
     def run(self, feeds: Tensors) -> Tensors:
-        values = self.session.run(self._output_names, feeds)
+        try:
+            if self.io_binding:
+                return self._run_bound(feeds)
+            values = self.session.run(self._output_names, feeds)
+        except InvalidArgument as exc:
+            raise RejectedInput(str(exc).split("INVALID_ARGUMENT : ", 1)[-1]) from exc
+        return dict(zip(self._output_names, values, strict=True))
+
+    def _run_bound(self, feeds: Tensors) -> Tensors:
+        """Inputs copied to the device once, outputs written straight back to host memory."""
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in self._output_names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        values = binding.copy_outputs_to_cpu()
         return dict(zip(self._output_names, values, strict=True))
 
     def run_rows(self, rows: list[Tensors]) -> list[Tensors]:
+        """Stack rows (tensors without the batch axis) into batches, run, split the outputs;
+        a model without a batch axis runs each row as is."""
+        if not self.batched:
+            return [self.run(self._full_rank(row)) for row in rows]
         return run_rows(self.run, rows)
+
+    def _full_rank(self, row: Tensors) -> Tensors:
+        """A model without a batch axis may still want a leading axis of one (``[1, 3, H, W]``
+        inputs of torchvision detectors): add it to row tensors that lack it."""
+        return {
+            k: v.reshape((1,) * (self._ranks[k] - v.ndim) + v.shape) if k in self._ranks else v
+            for k, v in row.items()
+        }
 
     def warmup(self) -> None:
         """Run each configured batch size once so the first real request is not slow."""
+        if not self.batched:
+            feeds = {
+                spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs
+            }
+            self._observe(self.run(feeds))
+            return
         for size in self.config.runtime.warmup_batch_sizes:
             size = min(size, self.config.batching.max_batch_size)
-            feeds = {spec.name: _zeros(spec, size) for spec in self.config.inputs}
-            self.run(feeds)
+            feeds = {
+                spec.name: _zeros(spec.shape[1:], size, spec.datatype)
+                for spec in self.config.inputs
+            }
+            self._observe(self.run(feeds))
+
+    def _observe(self, outputs: Tensors) -> None:
+        """Keep the output shapes a real run produced: they resolve the config's dynamic axes,
+        so a task can check its output layout when the model loads."""
+        skip = 1 if self.batched else 0
+        self.warmup_shapes = {k: list(v.shape[skip:]) for k, v in outputs.items()}
 
 
 def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Tensors]:
@@ -95,9 +180,9 @@ def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Ten
     return results
 
 
-def _zeros(spec: TensorSpec, batch: int) -> np.ndarray:
-    dims = [batch] + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in spec.shape[1:]]
-    return np.zeros(dims, dtype=V2_TO_NUMPY[spec.datatype])
+def _zeros(shape: list[int], batch: int | None, datatype: str) -> np.ndarray:
+    dims = ([] if batch is None else [batch]) + [d if d > 0 else _WARMUP_DYNAMIC_DIM for d in shape]
+    return np.zeros(dims, dtype=V2_TO_NUMPY[datatype])
 
 
 def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: int) -> None:
@@ -120,12 +205,15 @@ def _check_io(actual: list, declared: list[TensorSpec], kind: str, max_batch: in
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: model rank {len(shape)} ({shape}), config {spec.shape}"
             )
-        if max_batch > 1 and isinstance(shape[0], int):
+        if max_batch > 1 and isinstance(shape[0], int) and shape[0] > 0:
             raise ModelLoadError(
                 f"{kind} {spec.name!r}: batch axis is fixed to {shape[0]} but max_batch_size is "
                 f"{max_batch}; export with a dynamic batch axis"
             )
-        for axis, (have, need) in enumerate(zip(shape[1:], spec.shape[1:], strict=True), 1):
+        first = 1 if max_batch > 0 else 0  # max_batch_size 0: every axis is the model's own
+        for axis, (have, need) in enumerate(
+            zip(shape[first:], spec.shape[first:], strict=True), first
+        ):
             if need > 0 and isinstance(have, int) and have != need:
                 raise ModelLoadError(
                     f"{kind} {spec.name!r}: axis {axis} is {have} in the model, {need} in config"

@@ -1,27 +1,32 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics (summed over workers when there are several)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves HTTP")
+@router.get("/healthz", summary="Liveness: the process serves HTTP", response_model=Health)
 async def healthz() -> ORJSONResponse:
     return ORJSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: every model finished loading (ready or failed)")
+@router.get(
+    "/readyz",
+    summary="Readiness: every model finished loading (ready or failed)",
+    response_model=Readiness,
+)
 async def readyz(request: Request) -> ORJSONResponse:
     state = request.app.state
-    ready = state.loaded.is_set() and not state.draining
+    ready = state.loaded.is_set() and not state.drain.draining
     models = {e.name: e.state.value for e in state.repository.entries()}
     # A store in its error state fails only the endpoints that use it (503 with the reason);
     # it is listed here so an operator sees it, without taking the other tasks out of service.
@@ -35,6 +40,4 @@ async def readyz(request: Request) -> ORJSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from serving.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from serving.http.responses import describe_validation
 from serving.settings import Settings
 
 Options = TypeVar("Options", bound=BaseModel)
+MAX_JSON_FIELDS = 64  # images plus every task's options, with room to spare
+# Keys at any depth (options, plus one per image given as {"b64": ...}). Counted on the raw bytes
+# before parsing: base64 never contains '"', so each '"<space>:' is at most one key, and a body
+# with 200k keys costs ~0.8 s to parse on these machines, blocking the event loop.
+_MAX_JSON_KEYS = 4 * MAX_JSON_FIELDS
+_KEY_END = re.compile(rb'"\s*:')
 
 
 @dataclass
@@ -48,7 +58,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_image_request(request: Request, settings: Settings) -> ImageRequest:
     body = await read_body(request, settings.max_upload_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    options: dict[str, Any] = dict(request.query_params)
+    options: dict[str, Any] = _query_options(request)
     if ctype == "multipart/form-data":
         images = await _multipart(request, options, settings)
     elif ctype == "application/json":
@@ -77,9 +87,48 @@ def parse_options(model: type[Options], options: dict[str, Any]) -> Options:
         raise Unprocessable(describe_validation(list(exc.errors()))) from None
 
 
-async def _multipart(request: Request, options: dict[str, Any], settings: Settings) -> list[bytes]:
+def _query_options(request: Request) -> dict[str, Any]:
+    """Query options, refusing bytes that are not UTF-8 (Starlette would substitute U+FFFD)."""
     try:
-        form = await request.form(max_files=settings.max_images_per_request + 1, max_fields=64)
+        return dict(
+            parse_qsl(
+                request.scope["query_string"].decode("latin-1"),
+                keep_blank_values=True,
+                errors="strict",
+            )
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not valid UTF-8", code="invalid_text") from None
+
+
+class _StrictTextParser(MultiPartParser):
+    """Starlette's multipart parser, refusing text fields that are not in the body's charset
+    instead of silently reading them as Latin-1."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset)
+            except UnicodeDecodeError:
+                raise MultiPartException(
+                    f"form field {part.field_name!r} is not valid {self._charset} text"
+                ) from None
+        super().on_part_end()
+
+
+async def _multipart(request: Request, options: dict[str, Any], settings: Settings) -> list[bytes]:
+    parser = _StrictTextParser(
+        request.headers,
+        request.stream(),
+        max_files=settings.max_images_per_request + 1,
+        max_fields=64,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        code = "invalid_text" if "text" in exc.message else "malformed_body"
+        raise BadRequest(f"malformed multipart body: {exc.message}", code=code) from exc
     except Exception as exc:  # the multipart parser raises several types for malformed bodies
         raise BadRequest(f"malformed multipart body: {exc}", code="malformed_body") from exc
     images: list[bytes] = []
@@ -96,12 +145,24 @@ async def _multipart(request: Request, options: dict[str, Any], settings: Settin
 
 
 def _json(body: bytes, options: dict[str, Any]) -> list[bytes]:
+    keys = sum(1 for _ in itertools.islice(_KEY_END.finditer(body), _MAX_JSON_KEYS + 1))
+    if keys > _MAX_JSON_KEYS:
+        raise BadRequest(
+            f"JSON body has more than {_MAX_JSON_KEYS} keys; a task request has a few options "
+            "and its images",
+            code="too_many_fields",
+        )
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"invalid JSON: {exc}", code="malformed_body") from None
     if not isinstance(doc, dict):
         raise BadRequest("JSON body must be an object", code="malformed_body")
+    if len(doc) > MAX_JSON_FIELDS:  # before validation: 200k unknown keys cost seconds there
+        raise BadRequest(
+            f"JSON body has {len(doc)} fields; a task request takes at most {MAX_JSON_FIELDS}",
+            code="too_many_fields",
+        )
     raw = doc.pop("images", None)
     if raw is None and "image" in doc:
         raw = [doc.pop("image")]

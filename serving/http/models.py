@@ -1,15 +1,17 @@
-"""Model listing (``/v1/models``) and run-time load/unload (Triton's repository extension)."""
+"""Model listing (``/v1/models``) and run-time load/unload (Triton's repository extension).
+
+Load and unload need the ``admin`` scope; :mod:`serving.http.auth` enforces it.
+"""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from serving.core.repository import ModelEntry, ModelRepository
-from serving.errors import Unauthorized
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import ModelInfo, ModelList, RepositoryRow
 
 router = APIRouter(tags=["models"])
 
@@ -34,26 +36,29 @@ def _repo(request: Request) -> ModelRepository:
     return request.app.state.repository
 
 
-@router.get("/v1/models", summary="All models in the store with task, versions and state")
+@router.get(
+    "/v1/models",
+    summary="All models in the store with task, versions and state",
+    response_model=ModelList,
+)
 async def list_models(request: Request) -> ORJSONResponse:
     return ORJSONResponse({"models": [describe(e) for e in _repo(request).entries()]})
 
 
-@router.get("/v1/models/{name}", summary="One model: state, versions, providers, config, card")
+@router.get(
+    "/v1/models/{name}",
+    summary="One model: state, versions, providers, config, card",
+    response_model=ModelInfo,
+)
 async def get_model(name: str, request: Request) -> ORJSONResponse:
     return ORJSONResponse(describe(_repo(request).entry(name)))
 
 
-def _authorize(request: Request) -> None:
-    token = request.app.state.settings.admin_token
-    if token is None:
-        return
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given, token):
-        raise Unauthorized("admin endpoints need 'Authorization: Bearer <FOVEA_ADMIN_TOKEN>'")
-
-
-@router.post("/v2/repository/index", summary="Models in the store and their state")
+@router.post(
+    "/v2/repository/index",
+    summary="Models in the store and their state",
+    response_model=list[RepositoryRow],
+)
 async def repository_index(request: Request) -> ORJSONResponse:
     repo = _repo(request)
     known = {e.name: e for e in repo.entries()}
@@ -70,14 +75,22 @@ async def repository_index(request: Request) -> ORJSONResponse:
     return ORJSONResponse(rows)
 
 
-@router.post("/v2/repository/models/{name}/load", summary="Load or reload a model from disk")
+@router.post(
+    "/v2/repository/models/{name}/load",
+    summary="Load or reload a model from disk",
+    response_model=ModelInfo,
+)
 async def load_model(name: str, request: Request) -> ORJSONResponse:
-    _authorize(request)
-    entry = await _repo(request).load(name)
-    return ORJSONResponse(describe(entry), status_code=200 if entry.state.value == "ready" else 422)
+    entry, everywhere = await request.app.state.fleet.run("load", name)
+    status = 200 if entry.state.value == "ready" else 422
+    return ORJSONResponse(describe(entry), status_code=status if everywhere else 503)
 
 
-@router.post("/v2/repository/models/{name}/unload", summary="Unload a model (drains its queue)")
+@router.post(
+    "/v2/repository/models/{name}/unload",
+    summary="Unload a model (drains its queue)",
+    response_model=ModelInfo,
+)
 async def unload_model(name: str, request: Request) -> ORJSONResponse:
-    _authorize(request)
-    return ORJSONResponse(describe(await _repo(request).unload(name)))
+    entry, everywhere = await request.app.state.fleet.run("unload", name)
+    return ORJSONResponse(describe(entry), status_code=200 if everywhere else 503)

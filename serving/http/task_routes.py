@@ -1,7 +1,7 @@
 """The one route preamble every task endpoint shares, and the factory that mounts the tasks.
 
 read body -> parse options (the task's pydantic model) -> pick the model -> resolve defaults ->
-deadline -> ``task.run`` -> the task's typed response, serialised once with orjson.
+deadline -> admission -> ``task.run`` -> the task's typed response, serialised once with orjson.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ def _endpoint(task: Task) -> Callable[[Request], Awaitable[Response]]:
         options = resolve_options(options, pipeline.option_defaults(), state.settings)
         task.check_images(req.images)
         deadline = Deadline.after_ms(options.timeout_ms)
-        result = await task.run(pipeline, TaskRequest(req.images, options, deadline))
+        # Admission at the door: refused (503) before any image is decoded if this model's
+        # rows in flight would exceed its bound; the rows count until the answer is ready.
+        with version.admission.admit(len(req.images)):
+            result = await task.run(pipeline, TaskRequest(req.images, options, deadline))
         return ORJSONResponse(result.model_dump(mode="json", exclude_none=task.exclude_none))
 
     endpoint.__name__ = type(task).__name__.lower()

@@ -11,9 +11,17 @@ from starlette.responses import Response
 from serving import __version__
 from serving.core.deadline import Deadline
 from serving.core.repository import ModelRepository, ModelVersion, State
+from serving.core.runtime import RejectedInput
 from serving.errors import BadRequest, ModelUnavailable
 from serving.http.inputs import read_body
 from serving.http.responses import ORJSONResponse
+from serving.http.schemas import (
+    ServerMetadata,
+    V2InferResponse,
+    V2ModelConfig,
+    V2ModelMetadata,
+    V2ModelStats,
+)
 from serving.http.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
@@ -24,23 +32,27 @@ def _repo(request: Request) -> ModelRepository:
     return request.app.state.repository
 
 
-@router.get("", summary="Server metadata")
+@router.get("", summary="Server metadata", response_model=ServerMetadata)
 async def server_metadata() -> ORJSONResponse:
     return ORJSONResponse({"name": "fovea", "version": __version__, "extensions": EXTENSIONS})
 
 
 @router.get("/health/live", summary="Server liveness")
-async def live() -> Response:
-    return Response(status_code=200)
+async def live() -> ORJSONResponse:
+    return ORJSONResponse({"live": True})
 
 
 @router.get("/health/ready", summary="Server readiness")
-async def ready(request: Request) -> Response:
-    ok = request.app.state.loaded.is_set() and not request.app.state.draining
-    return Response(status_code=200 if ok else 503)
+async def ready(request: Request) -> ORJSONResponse:
+    ok = request.app.state.loaded.is_set() and not request.app.state.drain.draining
+    return ORJSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
-@router.get("/models/stats", summary="Statistics of every loaded model version")
+@router.get(
+    "/models/stats",
+    summary="Statistics of every loaded model version",
+    response_model=V2ModelStats,
+)
 async def all_stats(request: Request) -> ORJSONResponse:
     stats = [
         v.recorder.stats.as_dict(v.name, str(v.version))
@@ -50,8 +62,12 @@ async def all_stats(request: Request) -> ORJSONResponse:
     return ORJSONResponse({"model_stats": stats})
 
 
-@router.get("/models/{name}", summary="Model metadata")
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get("/models/{name}", summary="Model metadata", response_model=V2ModelMetadata)
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model version metadata",
+    response_model=V2ModelMetadata,
+)
 async def model_metadata(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     entry = _repo(request).entry(name)
     if version is not None or entry.state is State.READY:
@@ -77,19 +93,28 @@ async def model_metadata(name: str, request: Request, version: str | None = None
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 @router.get("/models/{name}/versions/{version}/ready", summary="Model version readiness")
-async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
-    _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
-    return Response(status_code=200)
+async def model_ready(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
+    found = _repo(request).get(name, version)  # raises 404 / 503 with a JSON body
+    return ORJSONResponse({"name": name, "version": str(found.version), "ready": True})
 
 
-@router.get("/models/{name}/config", summary="Model configuration (Triton's layout)")
-@router.get("/models/{name}/versions/{version}/config", summary="Model version configuration")
+@router.get(
+    "/models/{name}/config",
+    summary="Model configuration (Triton's layout)",
+    response_model=V2ModelConfig,
+)
+@router.get(
+    "/models/{name}/versions/{version}/config",
+    summary="Model version configuration",
+    response_model=V2ModelConfig,
+)
 async def model_config(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     config = _repo(request).get(name, version).config
     b = config.batching
 
     def tensor(t: Any) -> dict[str, Any]:
-        return {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": t.shape[1:]}
+        dims = t.shape[1:] if b.batched else t.shape  # Triton: dims exclude the batch axis
+        return {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": dims}
 
     return ORJSONResponse(
         {
@@ -111,8 +136,16 @@ async def model_config(name: str, request: Request, version: str | None = None) 
     )
 
 
-@router.get("/models/{name}/stats", summary="Model statistics (Triton's statistics extension)")
-@router.get("/models/{name}/versions/{version}/stats", summary="Model version statistics")
+@router.get(
+    "/models/{name}/stats",
+    summary="Model statistics (Triton's statistics extension)",
+    response_model=V2ModelStats,
+)
+@router.get(
+    "/models/{name}/versions/{version}/stats",
+    summary="Model version statistics",
+    response_model=V2ModelStats,
+)
 async def model_stats(name: str, request: Request, version: str | None = None) -> ORJSONResponse:
     entry = _repo(request).entry(name)
     versions = [_repo(request).get(name, version)] if version else list(entry.versions.values())
@@ -120,8 +153,16 @@ async def model_stats(name: str, request: Request, version: str | None = None) -
     return ORJSONResponse({"model_stats": stats})
 
 
-@router.post("/models/{name}/infer", summary="Inference on tensors (JSON or binary)")
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference on a model version")
+@router.post(
+    "/models/{name}/infer",
+    summary="Inference on tensors (JSON or binary)",
+    response_model=V2InferResponse,
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Inference on a model version",
+    response_model=V2InferResponse,
+)
 async def infer(name: str, request: Request, version: str | None = None) -> Response:
     state = request.app.state
     deadline = Deadline.after_ms(state.settings.default_timeout_ms)
@@ -150,7 +191,10 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
 async def _run(
     model: ModelVersion, inputs: dict[str, np.ndarray], deadline: Deadline
 ) -> dict[str, np.ndarray]:
-    """Split the request's batch into rows so they can share batches with other requests."""
+    """Split the request's batch into rows so they can share batches with other requests;
+    a model without a batch axis takes the request's tensors as its one row."""
+    if not model.config.batching.batched:
+        return (await model.infer([inputs], timeout_s=deadline.remaining_s()))[0]
     n = next(iter(inputs.values())).shape[0]
     if n > model.config.batching.max_queue_size:
         raise BadRequest(
@@ -159,5 +203,11 @@ async def _run(
             code="batch_too_large",
         )
     rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
-    results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    try:
+        results = await model.infer(rows, timeout_s=deadline.remaining_s())
+    except RejectedInput as exc:
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in inputs.items())
+        raise BadRequest(
+            f"{model.name} cannot run the inputs ({shapes}): {exc}", code="invalid_input"
+        ) from None
     return {k: np.stack([r[k] for r in results]) for k in results[0]}

@@ -130,20 +130,21 @@ def _tensor(
             f"input {name!r} has datatype {datatype}; the model expects {spec.datatype}",
             code="invalid_datatype",
         )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadRequest(
-            f"input {name!r} needs a shape of non-negative integers", code="invalid_shape"
-        )
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise BadRequest(f"input {name!r} needs a shape of positive integers", code="invalid_shape")
     expected = [d if d > 0 else "any" for d in spec.shape]
-    if (
-        len(shape) != len(spec.shape)
-        or any(
-            want > 0 and have != want for have, want in zip(shape[1:], spec.shape[1:], strict=True)
-        )
-        or shape[0] == 0
+    if len(shape) != len(spec.shape) or any(
+        want > 0 and have != want for have, want in zip(shape[1:], spec.shape[1:], strict=True)
     ):
         raise BadRequest(
             f"input {name!r} has shape {shape}; the model expects {expected} (first axis: batch)",
+            code="invalid_shape",
+        )
+    if spec.min_shape is not None and any(
+        have < least for have, least in zip(shape, spec.min_shape, strict=True)
+    ):
+        raise BadRequest(
+            f"input {name!r} has shape {shape}; the model needs at least {spec.min_shape}",
             code="invalid_shape",
         )
     dtype = V2_TO_NUMPY[spec.datatype]
@@ -158,22 +159,64 @@ def _tensor(
             )
         if offset + size > len(blobs):
             raise BadRequest(f"input {name!r}: binary data truncated", code="malformed_body")
-        return np.frombuffer(blobs, dtype=dtype, count=count, offset=offset).reshape(shape), size
+        array = np.frombuffer(blobs, dtype=dtype, count=count, offset=offset).reshape(shape)
+        _check_range(name, array, spec)
+        return array, size
     if "data" not in item:
         raise BadRequest(
             f"input {name!r} has neither 'data' nor binary_data_size", code="malformed_body"
         )
-    try:
-        array = np.asarray(item["data"], dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(
-            f"input {name!r}: data is not {datatype}: {exc}", code="invalid_datatype"
-        ) from None
+    array = _from_json(name, item["data"], dtype, datatype)
     if array.size != count:
         raise BadRequest(
             f"input {name!r}: {array.size} values for shape {shape}", code="invalid_shape"
         )
+    _check_range(name, array, spec)
     return array.reshape(shape), 0
+
+
+def _from_json(name: str, data: Any, dtype: np.dtype, datatype: str) -> np.ndarray:
+    """JSON numbers -> ``dtype``, refusing strings, non-integers for integer types, values
+    the type cannot hold (no silent wrap-around or inf) and non-finite floats."""
+    try:
+        raw = np.asarray(data)
+    except (TypeError, ValueError):
+        raise BadRequest(
+            f"input {name!r}: data must be a (nested) list of numbers", code="invalid_datatype"
+        ) from None
+    if raw.size == 0:
+        return raw.astype(dtype)
+    if raw.dtype.kind not in "biuf" or (dtype.kind != "f" and raw.dtype.kind == "f"):
+        kind = "numbers" if dtype.kind == "f" else "integers" if dtype.kind in "iu" else "booleans"
+        raise BadRequest(f"input {name!r}: {datatype} data must be {kind}", code="invalid_datatype")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = raw.min(), raw.max()
+        if low < info.min or high > info.max:
+            raise BadRequest(
+                f"input {name!r}: values [{low}, {high}] do not fit {datatype}",
+                code="invalid_value",
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = raw.astype(dtype)
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise BadRequest(
+            f"input {name!r}: values must be finite {datatype} numbers", code="invalid_value"
+        )
+    return array
+
+
+def _check_range(name: str, array: np.ndarray, spec: TensorSpec) -> None:
+    if spec.range is None or array.size == 0:
+        return
+    low, high = spec.range
+    found_low, found_high = array.min(), array.max()
+    if not (low <= found_low and found_high <= high):  # NaN fails too
+        raise BadRequest(
+            f"input {name!r}: values must lie in [{low:g}, {high:g}]; got [{found_low}, "
+            f"{found_high}]",
+            code="invalid_value",
+        )
 
 
 def _requested_outputs(doc: dict[str, Any], known: set[str]) -> tuple[list[str] | None, set[str]]:

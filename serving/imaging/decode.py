@@ -3,11 +3,18 @@
 Phone photos are 8-12 MP; decoding them in full costs tens of milliseconds. JPEG can decode at
 1/2, 1/4 or 1/8 scale inside the IDCT (Pillow's ``draft``), so callers pass the smallest size
 they will resize to and we decode just above it.
+
+Pillow reads the header (format, size, EXIF orientation) in every case. The pixels of an RGB or
+greyscale JPEG are decoded by ``simplejpeg`` when it is installed (the ``fast-jpeg`` extra):
+the same libjpeg-turbo, the same scale factor Pillow's draft would pick, bit-identical pixels,
+without Pillow's per-image overhead (``loadtest/benchmarks/decoders.py`` measures both and
+checks parity). Everything else, and every JPEG without it, goes through Pillow.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +24,26 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from serving.errors import InvalidImage, PayloadTooLarge, UnsupportedMedia
 
+try:  # optional: the fast-jpeg extra
+    import simplejpeg
+except ImportError:  # pragma: no cover - depends on the installed extras
+    simplejpeg = None
+
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _EXIF_ORIENTATION = 0x0112
+# Pixels actually decoded (after JPEG's reduced decode). PNG, WebP and the rest always decode in
+# full: a 160 kB single-colour 7000x7000 PNG costs ~4 s and ~300 MB; at this bound ~1/3 of that.
+MAX_DECODED_PIXELS = 16_000_000
+_TRANSPOSE = {  # EXIF orientation -> the transpose that makes the image upright (as Pillow's)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -69,9 +93,20 @@ def decode_image(
     orientation = _orientation(img)
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
+    want = None
     if needed_size is not None and img.format == "JPEG":
         want = needed_size(width, height)
-        img.draft(None, want[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else want)
+        want = want[::-1] if orientation in _TRANSPOSING_ORIENTATIONS else want
+    if want is None:
+        _check_decoded(img.format, img.width, img.height)
+    if simplejpeg is not None and img.format == "JPEG" and img.mode in ("RGB", "L"):
+        pixels = _decode_jpeg(data, img.size, want)
+        if orientation in _TRANSPOSE:
+            pixels = np.asarray(Image.fromarray(pixels).transpose(_TRANSPOSE[orientation]))
+        return DecodedImage(pixels=pixels, original_size=(width, height))
+    if want is not None:
+        img.draft(None, want)
+        _check_decoded(img.format, img.width, img.height)
     try:
         img.load()
         img = ImageOps.exif_transpose(img) if orientation not in (0, 1) else img
@@ -79,6 +114,24 @@ def decode_image(
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
     return DecodedImage(pixels=np.asarray(rgb), original_size=(width, height))
+
+
+def _decode_jpeg(data: bytes, size: tuple[int, int], want: tuple[int, int] | None) -> np.ndarray:
+    """libjpeg-turbo through simplejpeg, at the scale Pillow's ``draft`` would choose."""
+    width, height = size
+    scale = 1
+    if want is not None:
+        fits = min(width // max(1, want[0]), height // max(1, want[1]))
+        scale = next(s for s in (8, 4, 2, 1) if fits >= s or s == 1)
+    try:
+        return simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            min_width=math.ceil(width / scale),
+            min_height=math.ceil(height / scale),
+        )
+    except ValueError as exc:
+        raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
 
 
 def _orientation(img: Image.Image) -> int:
@@ -103,3 +156,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _check_decoded(fmt: str | None, width: int, height: int) -> None:
+    if width * height > MAX_DECODED_PIXELS:
+        raise PayloadTooLarge(
+            f"a {fmt} image of {width}x{height} pixels would be decoded in full; "
+            f"the limit is {MAX_DECODED_PIXELS} pixels (JPEGs are decoded reduced)",
+            code="image_too_large",
+        )

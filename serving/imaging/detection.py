@@ -26,6 +26,7 @@ class DetectionParams:
     max_detections: int
     pre_nms_top_k: int
     classes: frozenset[int] | None = None  # keep only these class ids; all when None
+    multi_label: bool = True  # False: a location proposes only its best class (Ultralytics)
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,18 @@ def to_xyxy(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:
 
 def candidates(scores: np.ndarray, params: DetectionParams) -> tuple[np.ndarray, np.ndarray]:
     """(location, class) pairs scoring at least the threshold, at most ``pre_nms_top_k`` of
-    the best. One location may propose several classes, as in FCOS/RetinaNet decoding."""
+    the best. One location may propose several classes, as in FCOS/RetinaNet decoding, unless
+    ``multi_label`` is off."""
     if params.classes is not None:
         allowed = np.zeros(scores.shape[1], dtype=bool)
         allowed[[c for c in params.classes if 0 <= c < scores.shape[1]]] = True
         scores = np.where(allowed, scores, -np.inf)
-    locations, class_ids = np.nonzero(scores >= params.score_threshold)
+    if params.multi_label:
+        locations, class_ids = np.nonzero(scores >= params.score_threshold)
+    else:
+        best = scores.argmax(axis=1)
+        locations = np.flatnonzero(scores[np.arange(len(scores)), best] >= params.score_threshold)
+        class_ids = best[locations]
     if len(locations) > params.pre_nms_top_k:
         values = scores[locations, class_ids]
         best = np.argpartition(-values, params.pre_nms_top_k - 1)[: params.pre_nms_top_k]

@@ -31,6 +31,44 @@ def to_original(classes: np.ndarray, geometry: Geometry) -> np.ndarray:
     return classes[rows[:, None], cols[None, :]]
 
 
+def class_map_of(scores: np.ndarray, geometry: Geometry, input_size: tuple[int, int]) -> np.ndarray:
+    """``[C, h, w]`` scores for a model input of ``input_size`` (width, height) -> the class map
+    in original pixels.
+
+    At the input's size (torchvision's segmenters upsample inside): argmax, then nearest
+    resampling. At a fraction of it (SegFormer-style): the scores are resampled bilinearly at
+    each original pixel first, as ``F.interpolate(..., align_corners=False)`` to the original
+    size before the argmax (Hugging Face's post-processing), so edges are not blocky.
+    """
+    if scores.shape[1:] == (input_size[1], input_size[0]):
+        return to_original(class_map(scores), geometry)
+    width, height = geometry.original_size
+    (sx, sy), (ox, oy) = geometry.scale, geometry.offset
+    rows = _bilinear_weights(height, sy, oy, scores.shape[1] / input_size[1], scores.shape[1])
+    cols = _bilinear_weights(width, sx, ox, scores.shape[2] / input_size[0], scores.shape[2])
+    dtype = np.uint8 if scores.shape[0] <= 256 else np.uint16
+    out = np.empty((height, width), dtype=dtype)
+    scores = scores.astype(np.float32)
+    step = max(1, (1 << 22) // max(scores.shape[0] * width, 1))  # ~16 MB of scores per chunk
+    for top in range(0, height, step):
+        chunk = np.matmul(np.matmul(rows[top : top + step], scores), cols.T)  # [C, r, width]
+        out[top : top + step] = chunk.argmax(axis=0)
+    return out
+
+
+def _bilinear_weights(n: int, scale: float, offset: float, ratio: float, size: int) -> np.ndarray:
+    """``[n, size]`` weights sampling ``size`` score cells at ``n`` original pixel centres."""
+    src = ((np.arange(n) + 0.5) * scale + offset) * ratio - 0.5
+    src = np.clip(src, 0, size - 1)
+    low = np.floor(src).astype(np.intp)
+    high = np.minimum(low + 1, size - 1)
+    frac = (src - low).astype(np.float32)
+    weights = np.zeros((n, size), dtype=np.float32)
+    np.add.at(weights, (np.arange(n), low), 1 - frac)
+    np.add.at(weights, (np.arange(n), high), frac)
+    return weights
+
+
 def area_fractions(classes: np.ndarray, num_classes: int) -> np.ndarray:
     """Fraction of the image's pixels given to each class, ``[num_classes]``, summing to 1."""
     counts = np.bincount(classes.ravel(), minlength=num_classes)[:num_classes]

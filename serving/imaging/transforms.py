@@ -88,6 +88,31 @@ def apply_resize(
     return img, geometry
 
 
+def apply_resize_and_crop(
+    img: Image.Image, resize: Resize, crop: CenterCrop, geometry: Geometry
+) -> tuple[Image.Image, Geometry] | None:
+    """``apply_resize`` then ``apply_center_crop``, computing only the pixels the crop keeps.
+
+    An elongated image (say 1x6000) resized by its shorter side would become enormous
+    (256 x 1.5 M) only to be cropped to 224 x 224; Pillow's ``box`` resamples just the crop
+    window from the source, with the same filter taps, so the cost no longer grows with the long
+    side. ``None`` when the crop is larger than the resized image (it pads; resize is small).
+    """
+    if isinstance(resize, Letterbox):
+        return None
+    ow, oh = geometry.original_size
+    tw, th = resized_size(resize, ow, oh)
+    if tw < crop.width or th < crop.height:
+        return None
+    left = round((tw - crop.width) / 2.0)
+    top = round((th - crop.height) / 2.0)
+    sx, sy = img.width / tw, img.height / th  # current pixels per resized pixel
+    box = (left * sx, top * sy, (left + crop.width) * sx, (top + crop.height) * sy)
+    img = img.resize((crop.width, crop.height), _RESAMPLE[resize.interpolation], box=box)
+    geometry = geometry.then_scale(tw / ow / geometry.scale[0], th / oh / geometry.scale[1])
+    return img, geometry.then_shift(-left, -top)
+
+
 def _pad_to(img: Image.Image, box: Letterbox, geometry: Geometry) -> tuple[Image.Image, Geometry]:
     dx = (box.width - img.width) // 2 if box.center else 0
     dy = (box.height - img.height) // 2 if box.center else 0

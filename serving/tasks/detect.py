@@ -1,4 +1,5 @@
-"""Object detection: letterbox -> batched model -> thresholds, class-aware NMS, original pixels."""
+"""Object detection: preprocess -> batched model -> the configured output format's decoder
+(:mod:`serving.imaging.heads`: thresholds, NMS where the format needs it) -> original pixels."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from serving.core.config import BoxDetection
 from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
 from serving.errors import Unprocessable
-from serving.imaging.detection import DetectionParams, detect
+from serving.imaging.detection import DetectionParams
+from serving.imaging.heads import Frame, check_layout, decode
 from serving.imaging.prepared import Prepared
 from serving.imaging.render import draw_boxes, palette, png
 from serving.settings import Settings
@@ -69,7 +71,13 @@ class DetectionPipeline(ImagePipeline):
 
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
         super().__init__(version, settings, pool)
-        self.labels = self.labels_for(self.post.scores_output)
+        self.labels = self.side_file_lines(self.post.labels)
+        # the shapes a warm-up run produced (else the config's): a layout that does not fit the
+        # format fails the model, saying what was found and expected
+        skip = 1 if version.config.batching.batched else 0
+        shapes = {o.name: o.shape[skip:] for o in version.config.outputs}
+        shapes.update(version.model.warmup_shapes)
+        check_layout(self.post, shapes, len(self.labels))
         self.colours = palette(len(self.labels), background=None)
 
     def option_defaults(self) -> dict[str, Any]:
@@ -87,7 +95,12 @@ class DetectionPipeline(ImagePipeline):
             max_detections=options.max_detections,
             pre_nms_top_k=self.post.pre_nms_top_k,
             classes=None if options.classes is None else self._class_ids(options.classes),
+            multi_label=self.post.multi_label,
         )
+
+    def _label(self, class_id: int) -> str:
+        """Models with post-processing inside report ids the labels file may not cover."""
+        return self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
 
     def _class_ids(self, names: list[str]) -> frozenset[int]:
         """Label names -> class ids; an unknown name is a client error naming the known ones."""
@@ -109,15 +122,11 @@ class DetectionPipeline(ImagePipeline):
     def _finish(
         self, image: Prepared, out: Tensors, *, params: DetectionParams, render: bool
     ) -> ImageDetections:
-        found = detect(
-            out[self.post.boxes_output],
-            out[self.post.scores_output],
-            image.prepared.geometry,
-            params,
-            self.post.box_format,
-        )
+        tensor = image.prepared.tensor
+        frame = Frame(image.prepared.geometry, self.preprocessor.input_size(tensor))
+        found = decode(out, self.post, frame, params)
         objects = [
-            Detection(label=self.labels[c], class_id=int(c), score=float(s), box=b.tolist())
+            Detection(label=self._label(c), class_id=int(c), score=float(s), box=b.tolist())
             for b, s, c in zip(found.boxes, found.scores, found.class_ids, strict=True)
         ]
         width, height = image.decoded.original_size

@@ -1,4 +1,5 @@
-"""Semantic segmentation: letterbox -> batched model -> class map in original pixels, encoded."""
+"""Semantic segmentation: preprocess -> batched model -> class map in original pixels (scores
+at a fraction of the input's size resized bilinearly first), encoded."""
 
 from __future__ import annotations
 
@@ -14,13 +15,7 @@ from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
 from serving.imaging.prepared import Prepared
 from serving.imaging.render import overlay_classes, palette, png
-from serving.imaging.segmentation import (
-    area_fractions,
-    class_map,
-    png_bytes,
-    rle_encode,
-    to_original,
-)
+from serving.imaging.segmentation import area_fractions, class_map_of, png_bytes, rle_encode
 from serving.settings import Settings
 from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
 from serving.tasks.image_pipeline import ImagePipeline
@@ -74,7 +69,14 @@ class SegmentationPipeline(ImagePipeline):
 
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
         super().__init__(version, settings, pool)
-        self.labels = self.labels_for(self.post.output, axis=1)
+        spec = next(o for o in version.config.outputs if o.name == self.post.output)
+        rank = len(spec.shape) - (1 if version.config.batching.batched else 0)
+        if rank not in (3, 4) or (rank == 4 and spec.shape[-4] not in (-1, 1)):
+            raise ValueError(
+                f"output {spec.name!r} has shape {spec.shape}, expected class scores "
+                "[N, C, H, W] (or [C, H, W] without a batch axis)"
+            )
+        self.labels = self.labels_for(self.post.output, axis=-3)
         self.colours = palette(len(self.labels), background=self.post.background)
 
     async def segment(
@@ -89,7 +91,10 @@ class SegmentationPipeline(ImagePipeline):
     def _finish(
         self, image: Prepared, out: Tensors, *, mask_format: MaskFormat, render: bool
     ) -> ImageSegmentation:
-        classes = to_original(class_map(out[self.post.output]), image.prepared.geometry)
+        scores = out[self.post.output]
+        scores = scores.reshape(scores.shape[-3:])  # a model without a batch axis may keep [1, ..]
+        size = self.preprocessor.input_size(image.prepared.tensor)
+        classes = class_map_of(scores, image.prepared.geometry, size)
         fractions = area_fractions(classes, len(self.labels))
         present = sorted(
             (i for i in range(len(self.labels)) if fractions[i] > 0), key=lambda i: -fractions[i]

@@ -1,12 +1,14 @@
 """Visual question answering: one image, several questions -> answers with probabilities.
 
-Each question is one batcher row (image tensor, token ids, length), so questions about the same
-image, and those of concurrent requests, share ONNX Runtime calls. The image is decoded and
-preprocessed once per request however many questions it carries.
+The model is split in two (``image_encoder`` in its config): the encoder model turns the image
+into a vector once per request, however many questions it carries; each question is then one
+row (image vector, token ids, length) of the question head, so questions about the same image,
+and those of concurrent requests, share ONNX Runtime calls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,10 +19,10 @@ from serving.core.config import SoftmaxTopK
 from serving.core.deadline import Deadline
 from serving.errors import BadRequest, PayloadTooLarge
 from serving.imaging.prepared import prepare_all
+from serving.imaging.preprocess import ImagePreprocessor
 from serving.imaging.scores import softmax, top_k
 from serving.settings import Settings
-from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
-from serving.tasks.image_pipeline import ImagePipeline
+from serving.tasks.contract import ModelResponse, Pipeline, Task, TaskOptions, TaskRequest
 from serving.text import EncodedText, Vocabulary, encode
 
 if TYPE_CHECKING:
@@ -57,16 +59,37 @@ class VqaResponse(ModelResponse):
     results: list[QuestionAnswers] = Field(description="one entry per question, in order")
 
 
-class VqaPipeline(ImagePipeline):
-    needs, needs_kind = SoftmaxTopK, "softmax_topk"
-
+class VqaPipeline(Pipeline):
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
         super().__init__(version, settings, pool)
-        if version.config.text is None:
-            raise ValueError("a vqa model needs a text input")
-        self.text = version.config.text
+        config = version.config
+        if config.text is None or config.image_encoder is None:
+            raise ValueError("a vqa model needs a text input and an image_encoder")
+        if not isinstance(config.postprocess, SoftmaxTopK):
+            raise ValueError("a vqa model needs softmax_topk postprocess")
+        self.post = config.postprocess
+        self.text = config.text
+        self.image = config.image_encoder
         self.vocab = Vocabulary.load(version.folder.parent / self.text.vocabulary)
-        self.labels = self.labels_for(self.post.output, what="answers")
+        self.labels = self.side_file_lines(self.post.labels)
+        answers = next(o.shape[-1] for o in config.outputs if o.name == self.post.output)
+        if answers > 0 and answers != len(self.labels):
+            raise ValueError(f"{self.post.labels} has {len(self.labels)} answers for {answers}")
+
+    def dependencies(self) -> dict[str, str]:
+        return {"encoder": self.image.model}
+
+    def bind(self, models: Mapping[str, ModelVersion]) -> None:
+        """The encoder must carry the image preprocessing and produce the vector we take."""
+        encoder = models["encoder"]
+        if encoder.config.preprocess is None:
+            raise ValueError(f"image encoder {encoder.name!r} has no preprocess")
+        if self.image.output not in {o.name for o in encoder.config.outputs}:
+            raise ValueError(f"image encoder {encoder.name!r} has no output {self.image.output!r}")
+        self.encoder = encoder
+        self.preprocessor = ImagePreprocessor(
+            encoder.config.preprocess, max_pixels=self.settings.max_image_pixels
+        )
 
     def option_defaults(self) -> dict[str, Any]:
         return {**super().option_defaults(), "top_k": self.post.default_top_k}
@@ -80,9 +103,12 @@ class VqaPipeline(ImagePipeline):
     ) -> list[QuestionAnswers]:
         texts = self.encode(questions)
         (prepared,) = await prepare_all(self.pool, self.preprocessor, [image])
+        pixels = {self.preprocessor.config.input: prepared.tensor}
+        (encoded,) = await self.encoder.infer([pixels], timeout_s=deadline.remaining_s())
+        vector = encoded[self.image.output]
         rows = []
         for t in texts:
-            row = {self.preprocessor.config.input: prepared.tensor, self.text.input: t.ids}
+            row = {self.image.input: vector, self.text.input: t.ids}
             if self.text.lengths_input is not None:
                 row[self.text.lengths_input] = np.asarray(t.length, dtype=np.int64)
             rows.append(row)

@@ -19,6 +19,7 @@ from export.onnx_export import check_parity, export_onnx  # noqa: E402
 from export.vqa.data import answer_list, load_split, question_type  # noqa: E402
 from export.vqa.features import D_V, PooledBackbone, image_features  # noqa: E402
 from export.vqa.model import HeadConfig, VqaNet  # noqa: E402
+from export.vqa.split import check_split, split_graph  # noqa: E402
 from export.vqa.train import encode_split, evaluate, holdout, train  # noqa: E402
 from serving.text import Vocabulary  # noqa: E402
 
@@ -106,6 +107,10 @@ def test_train_steps_then_export_matches_torch(
     )
     # exported with a batch of 2, run with 3: the batch axis (and the GRU state) is dynamic
     assert check_parity(net, path, feeds, atol=1e-4, label=fusion) <= 1e-4
+    # the served pair: image encoder + question head cut from the graph, exactly equal
+    encoder, head_path = tmp_path / "encoder.onnx", tmp_path / "head.onnx"
+    split_graph(path, encoder, head_path)
+    assert check_split(path, encoder, head_path, feeds) == 0
 
 
 def test_padding_does_not_change_the_answer(backbone: PooledBackbone) -> None:

@@ -36,7 +36,7 @@ def test_shipped_configs_validate() -> None:
             {"batching": {"max_batch_size": 4, "preferred_batch_sizes": [8]}},
             "preferred_batch_sizes",
         ),
-        ({"batching": {"max_batch_size": 0}}, "batching.max_batch_size"),
+        ({"batching": {"max_batch_size": -1}}, "batching.max_batch_size"),
         ({"preprocess": {"input": "nope"}}, "preprocess.input 'nope' is not among inputs"),
         ({"embedding": {"output": "nope"}}, "embedding.output 'nope' is not among outputs"),
         (

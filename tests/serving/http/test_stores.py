@@ -11,6 +11,8 @@ from serving.tasks.faces.gallery import Gallery
 from tests.conftest import MODEL_STORE
 from tests.server import LiveServer
 
+ADMIN = {"Authorization": "Bearer s3cret"}  # gallery writes and restores need the admin token
+
 
 def test_corrupt_gallery_is_503_with_reason_and_restorable(
     tmp_path: Path, photos: dict[str, bytes]
@@ -40,7 +42,7 @@ def test_corrupt_gallery_is_503_with_reason_and_restorable(
 
         for r in (
             httpx.get(srv.url + "/v1/faces/gallery"),
-            httpx.delete(srv.url + "/v1/faces/gallery/Ann"),
+            httpx.delete(srv.url + "/v1/faces/gallery/Ann", headers=ADMIN),
         ):
             assert r.status_code == 503, r.text
             body = r.json()
@@ -53,7 +55,7 @@ def test_corrupt_gallery_is_503_with_reason_and_restorable(
 
         url = srv.url + "/v1/stores/faces/facenet_msceleb/restore"
         assert httpx.post(url).status_code == 401
-        restored = httpx.post(url, headers={"Authorization": "Bearer s3cret"})
+        restored = httpx.post(url, headers=ADMIN)
         assert restored.status_code == 200, restored.text
         assert restored.json()["ready"] is True and restored.json()["generation"] == 3
 
@@ -61,15 +63,16 @@ def test_corrupt_gallery_is_503_with_reason_and_restorable(
         assert after.status_code == 200
         assert after.json()["identities"] == [{"identity": "Ann", "photos": 2}]
         assert httpx.get(srv.url + "/readyz").json()["unavailable_stores"] == {}
-        assert httpx.post(url, headers={"Authorization": "Bearer s3cret"}).status_code == 409
+        assert httpx.post(url, headers=ADMIN).status_code == 409
         # NFKC: full-width A (U+FF21) + "nn" is "Ann"; look-alikes are refused.
         bad = httpx.post(
             srv.url + "/v1/faces/gallery/%D0%90nn",  # Cyrillic A + "nn"
             files=[("image", ("a.jpg", photos["astronaut"], "image/jpeg"))],
+            headers=ADMIN,
         )
         assert bad.status_code == 400 and bad.json()["code"] == "invalid_identity"
         assert "mixes scripts" in bad.json()["error"]
-        gone = httpx.delete(srv.url + "/v1/faces/gallery/%EF%BC%A1nn")
+        gone = httpx.delete(srv.url + "/v1/faces/gallery/%EF%BC%A1nn", headers=ADMIN)
         assert gone.status_code == 200, gone.text
         assert gone.json()["identity"] == "Ann" and gone.json()["removed"] == 2
 

@@ -44,6 +44,7 @@ def test_resolution_order_request_then_model_then_server() -> None:
 def test_model_config_defaults_are_honoured(tmp_path: Path, photos: dict[str, bytes]) -> None:
     _linked_copy(tmp_path, "mobilenet_v2", postprocess={"default_top_k": 2})
     _linked_copy(tmp_path, "vqa", batching={"default_timeout_ms": 0.001})
+    _linked_copy(tmp_path, "vqa_encoder")
     with LiveServer(tmp_path) as srv:
         files = {"image": ("c.jpg", photos["chelsea"], "image/jpeg")}
         r = httpx.post(srv.url + "/v1/classify", files=files, timeout=30)

@@ -20,7 +20,7 @@ CARD = load_config(MODEL_STORE / "vqa" / "config.yaml").card.metrics
 
 @pytest.fixture(scope="module")
 def vqa_server() -> Iterator[LiveServer]:
-    with LiveServer(MODEL_STORE, load_models=["vqa"]) as srv:
+    with LiveServer(MODEL_STORE, load_models=["vqa", "vqa_encoder"]) as srv:
         yield srv
 
 
@@ -100,3 +100,21 @@ def test_missing_or_extra_image(vqa_server: LiveServer) -> None:
     files = [("image", ("a.png", image, "image/png")), ("image", ("b.png", image, "image/png"))]
     r = httpx.post(vqa_server.url + "/v1/vqa", files=files, data={"question": "what shape?"})
     assert r.status_code == 400 and r.json()["code"] == "one_image_only", r.text
+
+
+def test_many_questions_cost_one_backbone_pass(vqa_server: LiveServer) -> None:
+    def runs(model: str) -> tuple[int, int]:
+        stats = httpx.get(f"{vqa_server.url}/v2/models/{model}/stats", timeout=10).json()
+        s = stats["model_stats"][0]
+        return s["inference_count"], s["execution_count"]
+
+    with open(easy_vqa.get_test_image_paths()[1], "rb") as f:
+        image = f.read()
+    questions = ["what shape is in the image?", "what color is the shape?", "is it red?"]
+    encoder_before, head_before = runs("vqa_encoder"), runs("vqa")
+    r = httpx.post(vqa_server.url + "/v1/vqa", json={
+        "image": base64.b64encode(image).decode(), "questions": questions}, timeout=60)
+    assert r.status_code == 200, r.text
+    encoder_after, head_after = runs("vqa_encoder"), runs("vqa")
+    assert encoder_after[0] - encoder_before[0] == 1  # one image row through the backbone
+    assert head_after[0] - head_before[0] == 3  # one head row per question

@@ -1,0 +1,216 @@
+"""Fovea beside the servers a user would otherwise run, on CPU, measured in one run.
+
+    python -m loadtest.benchmarks.peers --seconds 8
+
+Same ONNX file (model_store/mobilenet_v2), same request (``POST /v1/classify``, one image as
+base64 JSON), closed loop at ``--concurrency`` (1,4,16,64), for two photos: a small JPEG
+(scikit-image's chelsea, 451x300, 35 KB) and a phone photo (4032x2688, 1.6 MB). Servers, each a
+child process on a free loopback port, stopped after its turn:
+
+* ``fovea``: ``fovea serve --workers auto`` (one full-app worker per usable core, thread
+  budget, dynamic batching as configured);
+* ``fovea-nobatch``: the same with ``max_batch_size: 1`` (batching on must never be slower);
+* ``fovea-1w``: one worker (the process-model A/B; not in the default set);
+* ``naive``: FastAPI + ``uvicorn --workers 2``, ORT 1 thread each, no batching, full decode
+  (``naive_peer.py``);
+* ``litserve``: LitServe, 2 inference workers, batch 16 / 5 ms, ORT 1 thread each
+  (``litserve_peer.py``).
+
+The peers run from their own virtual environments, created under ``--cache`` from the package
+registry on first use and reused while their requirement list is unchanged.
+
+In-process ceilings are measured in the same run: ``cores`` threads, each looping Fovea's own
+decode + preprocess + ``session.run`` (ORT 1 thread) on one image -- the work with nothing
+around it (for the phone photo, the reduced-decode-bound ceiling).
+
+Prints one table per photo (img/s, p99, Fovea over the best peer, Fovea over the ceiling) and
+writes ``peers.json`` under ``loadtest/results/<date>-<machine>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtest.benchmarks import servers as srv
+from loadtest.report import format_table
+
+MODEL = "mobilenet_v2"
+ONNX = srv.STORE / MODEL / "1" / "model.onnx"
+LABELS = srv.STORE / MODEL / "labels.txt"
+PEER_REQUIREMENTS = {
+    "naive": ["fastapi", "uvicorn[standard]", "onnxruntime", "pillow", "numpy"],
+    "litserve": ["litserve", "onnxruntime", "pillow", "numpy"],
+}
+PEERS = ("naive", "litserve")
+
+
+def ceiling(photo: bytes, seconds: float, threads: int) -> dict[str, Any]:
+    """``threads`` threads x (decode + preprocess + ORT 1 thread), in this process."""
+    from serving.core.config import load_config
+    from serving.core.runtime import OnnxModel
+    from serving.imaging.preprocess import ImagePreprocessor
+
+    config = load_config(srv.STORE / MODEL / "config.yaml")
+    assert config.preprocess is not None
+    model = OnnxModel(ONNX, config, default_threads=1)
+    pre = ImagePreprocessor(config.preprocess, max_pixels=10**9)
+    name = config.preprocess.input
+    model.run({name: pre(photo).tensor[None]})
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        while time.perf_counter() < stop:
+            model.run({name: pre(photo).tensor[None]})
+            counts[i] += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {"threads": threads, "img_s": sum(counts) / (time.perf_counter() - started)}
+
+
+def unbatched_store(tmp: Path) -> Path:
+    store = tmp / "store"
+    if (store / MODEL).exists():
+        return store
+    shutil.copytree(srv.STORE / MODEL, store / MODEL)
+    path = store / MODEL / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["batching"]["max_batch_size"] = 1
+    config["batching"].pop("preferred_batch_sizes", None)
+    config["runtime"]["warmup_batch_sizes"] = [1]
+    path.write_text(yaml.safe_dump(config))
+    return store
+
+
+def server(
+    name: str, port: int, args: argparse.Namespace, tmp: Path
+) -> tuple[list[str], str, dict[str, str]]:
+    """(command, readiness URL, extra environment) of one server."""
+    base = f"http://127.0.0.1:{port}"
+    only_model = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}
+    if name == "fovea":
+        return srv.fovea_cmd(port), base + "/readyz", only_model
+    if name == "fovea-nobatch":
+        return srv.fovea_cmd(port, store=unbatched_store(tmp)), base + "/readyz", only_model
+    if name == "fovea-1w":
+        return srv.fovea_cmd(port, workers="1"), base + "/readyz", only_model
+    python = srv.ensure_venv(args.cache, f"{name}-peer", PEER_REQUIREMENTS[name])
+    if name == "naive":
+        cmd = [str(python), "-m", "uvicorn", "--app-dir", str(srv.HERE), "naive_peer:app",
+               "--workers", "2", "--port", str(port), "--log-level", "warning",
+               "--no-access-log"]
+        return cmd, base + "/health", {"NAIVE_MODEL": str(ONNX), "NAIVE_LABELS": str(LABELS),
+                                       "NAIVE_THREADS": "1"}
+    if name == "litserve":
+        cmd = [str(python), str(srv.HERE / "litserve_peer.py"), "--port", str(port),
+               "--model", str(ONNX), "--labels", str(LABELS), "--workers", "2",
+               "--max-batch-size", "16", "--batch-timeout", "0.005", "--threads", "1"]
+        return cmd, base + "/health", {}
+    raise ValueError(f"unknown server {name!r}")
+
+
+def venv_versions(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
+    out = {}
+    for name in names:
+        python = args.cache / f"{name}-peer" / "bin" / "python"
+        if python.exists():
+            freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,
+                                    text=True).stdout.split()
+            out[name] = " ".join(sorted(freeze))
+    return out
+
+
+def table(photo: str, cells: dict[str, list[dict]], ceil: float, names: list[str]) -> str:
+    peers = [n for n in names if n in PEERS]
+    headers = ["c"] + [f"{n} img/s" for n in names] + [f"{n} p99" for n in names]
+    headers += ["fovea/best peer", "fovea/ceiling", "fovea/nobatch"]
+    body = []
+    levels = [r["concurrency"] for r in cells[names[0]]]
+    for i, c in enumerate(levels):
+        row = {n: cells[n][i] for n in names}
+        fovea = row.get("fovea", {}).get("img_s")
+        best = max((row[n]["img_s"] for n in peers), default=None)
+        nob = row.get("fovea-nobatch", {}).get("img_s")
+        body.append([f"{c:g}"] + [srv.fmt(row[n]["img_s"]) for n in names]
+                    + [srv.fmt(row[n]["p99_ms"], ".0f") for n in names]
+                    + [srv.fmt(fovea / best if fovea and best else None, ".2f"),
+                       srv.fmt(fovea / ceil if fovea else None, ".2f"),
+                       srv.fmt(fovea / nob if fovea and nob else None, ".2f")])
+    return f"\n{photo} photo; in-process ceiling {ceil:.1f} img/s\n" + format_table(headers, body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per cell")
+    p.add_argument("--concurrency", default="1,4,16,64")
+    p.add_argument("--servers", default="fovea,fovea-nobatch,naive,litserve",
+                   help="comma list of fovea, fovea-nobatch, fovea-1w, naive, litserve")
+    p.add_argument("--photos", default="small,large")
+    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fovea-bench",
+                   help="where the peers' virtual environments live")
+    p.add_argument("--out", type=Path, help="results folder (default loadtest/results/...)")
+    p.add_argument("--machine", help="machine name in the results folder (default hostname)")
+    args = p.parse_args(argv)
+    from serving.core.threads import usable_cores
+
+    names = args.servers.split(",")
+    started = time.monotonic()
+    info = srv.machine_info()
+    report: dict[str, Any] = {"machine": info, "model": MODEL, "seconds": args.seconds,
+                              "concurrency": args.concurrency, "photos": {}}
+    texts = []
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        photo_files = srv.photos(tmp / "photos")
+        for photo in args.photos.split(","):
+            path = photo_files[photo]
+            ceil = ceiling(path.read_bytes(), args.seconds, usable_cores())
+            print(f"\n== {photo}: in-process ceiling {ceil['img_s']:.1f} img/s", flush=True)
+            cells: dict[str, list[dict]] = {}
+            for name in names:
+                port = srv.free_port()
+                cmd, ready, env = server(name, port, args, tmp)
+                print(f"== {photo}: {name}", flush=True)
+                with srv.process(cmd, ready, env=env):
+                    cells[name] = srv.drive(
+                        f"http://127.0.0.1:{port}", args.concurrency, args.seconds,
+                        tmp / f"{photo}-{name}.json", warmup=args.warmup,
+                        extra=["--workload", "classify", "--encoding", "json",
+                               "--images", str(path.parent), "--timeout", "60"])
+            texts.append(table(photo, cells, ceil["img_s"], names))
+            report["photos"][photo] = {"bytes": path.stat().st_size, "ceiling": ceil,
+                                       "servers": cells}
+    report["peer_versions"] = venv_versions(args, [n for n in names if n in PEERS])
+    report["elapsed_s"] = time.monotonic() - started
+    print(f"\nMobileNetV2, {info['usable_cores']} usable cores (load avg at start "
+          f"{info['load_avg_at_start'][0]:.2f}), {args.seconds:g} s per cell, one image per "
+          f"request (base64 JSON), total {report['elapsed_s']:.0f} s")
+    for text in texts:
+        print(text)
+    folder = srv.results_dir(args.out, args.machine)
+    (folder / "peers.json").write_text(json.dumps(report, indent=2))
+    (folder / "peers.txt").write_text("\n".join(texts) + "\n")
+    print(f"wrote {folder / 'peers.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

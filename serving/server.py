@@ -1,0 +1,98 @@
+"""Run the app under uvicorn with Fovea's connection rules: header timeout and drain on SIGTERM.
+
+uvicorn re-raises SIGTERM after a graceful stop (exit status 143) and cancels requests still
+running after its timeout without answering them. Here SIGTERM starts the app's drain window
+(:class:`serving.http.drain.Drain`), requests cut by it are answered 503, and a graceful stop
+exits with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import multiprocess
+
+from serving.http.drain import Drain
+from serving.http.timeouts import HeaderTimeoutProtocol
+from serving.logs import logging_config
+from serving.settings import Settings
+
+_CUT_MARGIN_S = 2.0  # time for cut requests' 503s to leave before uvicorn cancels anything
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain: Drain | None = None) -> None:
+        super().__init__(config)
+        self.drain = drain
+
+    def _app_drain(self) -> Drain | None:
+        """The drain of the app this server loaded (a worker builds its own app)."""
+        if self.drain is not None:
+            return self.drain
+        app = getattr(self.config, "loaded_app", None)
+        while app is not None and not isinstance(app, FastAPI):  # under uvicorn's wrappers
+            app = getattr(app, "app", None)
+        return None if app is None else app.state.drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = self._app_drain()
+        if not self.should_exit and drain is not None:
+            with contextlib.suppress(RuntimeError):  # no loop yet: nothing runs to drain
+                drain.begin(asyncio.get_running_loop())
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:  # a drained stop is a clean exit, not death by signal
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
+class FoveaConfig(uvicorn.Config):
+    """uvicorn's config plus the header timeout :class:`HeaderTimeoutProtocol` reads."""
+
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+
+
+class DrainingProcess(multiprocess.Process):
+    """uvicorn's worker process, running a :class:`DrainingServer` instead of its Server."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(self.config)
+        return self._server
+
+
+def server_config(app: FastAPI | str, settings: Settings, **extra: Any) -> FoveaConfig:
+    return FoveaConfig(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level, settings.log_format),  # one format for all
+        access_log=False,  # serving.http.access writes one line per request instead
+        http=HeaderTimeoutProtocol,
+        header_timeout_s=settings.header_timeout_s,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s + _CUT_MARGIN_S),
+        **extra,
+    )
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; returns after the drain."""
+    DrainingServer(server_config(app, settings), app.state.drain).run()
+
+
+def serve_workers(factory: str, settings: Settings) -> None:
+    """``settings.workers`` processes, each building its app from ``factory`` (``module:fn``),
+    sharing one listening socket; SIGTERM drains every worker."""
+    config = server_config(factory, settings, factory=True, workers=settings.workers)
+    sock = config.bind_socket()
+    # uvicorn's supervisor builds its worker processes from this module-level name.
+    multiprocess.Process = DrainingProcess  # type: ignore[misc]
+    multiprocess.Multiprocess(config, sockets=[sock]).run()
