@@ -20,7 +20,7 @@ from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
 from serving.core.store import require_models
-from serving.http import health, models, ui, v2
+from serving.http import collections, health, models, stores, ui, v2
 from serving.http.access import AccessLog
 from serving.http.auth import ApiKeyAuth, load_keys
 from serving.http.drain import CutOnDrain, Drain
@@ -33,6 +33,8 @@ from serving.http.timeouts import BodyDeadline
 from serving.logs import logging_config
 from serving.settings import Settings
 from serving.tasks import PIPELINES, TASKS
+from serving.vectors.catalog import Catalog
+from serving.vectors.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         control = ControlLog(settings.shared_dir) if settings.shared_dir else None
         fleet = Fleet(apply, control, workers=settings.workers)
         app.state.fleet = fleet
+        # Opening every store cleans temp files of crashed writers and logs corrupt ones.
+        await asyncio.to_thread(app.state.stores.open_all)
 
         async def load() -> None:
             await repo.load_all(settings.load_models)
@@ -98,9 +102,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.drain = drain
+    app.state.collections = Catalog(settings.collections_dir)
+    app.state.embedders = {}  # one ImageEmbedder per loaded model version, built on first use
+    app.state.stores = StoreRegistry(
+        {"faces": settings.face_gallery_dir, "collections": settings.collections_dir}
+    )
     install_error_handlers(app)
     app.include_router(task_router(TASKS))
-    for module in (models, health, v2, ui):
+    for module in (collections, stores, models, health, v2, ui):
         app.include_router(module.router)
     install_openapi(app)
     # Added innermost first: CORS sees every response (401s included) and answers preflights.

@@ -89,7 +89,10 @@ class Settings(BaseSettings):
         description="set by `fovea serve --workers N` for its workers: control log and metrics",
     )
     face_gallery_dir: Path = Field(
-        default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
+        default=Path("face_gallery"), description="enrolled faces, one store per embedding model"
+    )
+    collections_dir: Path = Field(
+        default=Path("collections"), description="image collections, one store per collection"
     )
 
     def thread_budget(self) -> ThreadBudget:

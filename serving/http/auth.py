@@ -57,6 +57,8 @@ RULES: tuple[Rule, ...] = (
     _rule(r"/|/static/[^/]+", PUBLIC, _READS),
     _rule(r"/v2/health/(?:live|ready)", PUBLIC),
     _rule(r"/v2/repository/models/[^/]+/(?:load|unload)", "admin"),
+    _rule(r"/v1/stores/[^/]+/[^/]+/restore", "admin"),
+    _rule(r"/v1/stores(?:/.*)?", "gallery:read"),
     _rule(r"/v1/faces/identify", "gallery:read"),
     _rule(r"/v1/collections/[^/]+/(?:search|query)", "gallery:read"),
     _rule(_GALLERY, "gallery:read", _READS),

@@ -37,6 +37,11 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool = Field(description="every model finished loading and the server is not draining")
     models: dict[str, str] = Field(description="model name -> state")
+    unavailable_stores: dict[str, str] = Field(
+        default_factory=dict,
+        description="vector store (faces/<model>, collections/<name>) -> why it answers 503; "
+        "readiness is not affected",
+    )
 
 
 class RepositoryRow(BaseModel):

@@ -13,12 +13,14 @@ from pydantic import BaseModel, Field
 
 from serving.errors import BadRequest
 from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
+from serving.tasks.faces.gallery import lookup_name
 from serving.tasks.faces.geometry import largest
 from serving.tasks.faces.pipelines import (
     FaceDetectionPipeline,
     FaceEmbeddingPipeline,
     ImageFaces,
 )
+from serving.vectors.names import ALLOWED, normalise_name
 
 
 class Face(BaseModel):
@@ -116,7 +118,7 @@ class IdentifyOptions(VerifyOptions):
 
 
 class IdentityOptions(TaskOptions):
-    identity: str = Field(description="the enrolled person's name")
+    identity: str = Field(description=f"the enrolled person's name: {ALLOWED}")
 
 
 def _face(found: ImageFaces, k: int) -> Face:
@@ -273,13 +275,14 @@ class FaceEnrol(_FaceTask, Task[FaceEmbeddingPipeline, IdentityOptions, EnrolRes
     async def run(
         self, pipeline: FaceEmbeddingPipeline, request: TaskRequest[IdentityOptions]
     ) -> EnrolResponse:
+        identity = normalise_name(request.options.identity)  # 400 before any face work
         found = await pipeline.find_faces(request.images, request.deadline)
         picks = _largest_each(found)
         vectors = await pipeline.embed(list(zip(found, picks, strict=True)), request.deadline)
-        total = await pipeline.enrol(request.options.identity, vectors)
+        total = await pipeline.enrol(identity, vectors)
         return EnrolResponse(
             model=pipeline.version.name,
-            identity=request.options.identity,
+            identity=identity,
             added=len(vectors),
             photos=total,
             faces=[_face(f, k) for f, k in zip(found, picks, strict=True)],
@@ -303,8 +306,7 @@ class GalleryList(_FaceTask, Task[FaceEmbeddingPipeline, TaskOptions, GalleryRes
         return GalleryResponse(
             model=pipeline.version.name,
             identities=[
-                IdentityCount(identity=name, photos=n)
-                for name, n in pipeline.identities().items()
+                IdentityCount(identity=name, photos=n) for name, n in pipeline.identities().items()
             ],
         )
 
@@ -323,7 +325,6 @@ class GalleryForget(_FaceTask, Task[FaceEmbeddingPipeline, IdentityOptions, Forg
     async def run(
         self, pipeline: FaceEmbeddingPipeline, request: TaskRequest[IdentityOptions]
     ) -> ForgetResponse:
-        removed = await pipeline.forget(request.options.identity)
-        return ForgetResponse(
-            model=pipeline.version.name, identity=request.options.identity, removed=removed
-        )
+        identity = lookup_name(request.options.identity)
+        removed = await pipeline.forget(identity)
+        return ForgetResponse(model=pipeline.version.name, identity=identity, removed=removed)
