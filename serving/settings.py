@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
     admin_token: str | None = Field(default=None, description="required by load/unload if set")
     load_models: list[str] | None = Field(default=None, description="subset to load at start")
+    intra_op_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="overrides every model's runtime.intra_op_threads: a process sized to N "
+        "CPUs (a Ray replica, a container) sets N so its sessions do not oversubscribe the node",
+    )
     face_gallery_dir: Path = Field(
         default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
     )
