@@ -1,8 +1,9 @@
 """Fovea on Ray Serve across a two-node local Ray cluster (loopback only, bounded, cleaned up).
 
 One module-scoped cluster (head + worker node, 2 logical CPUs each) runs the Serve config of
-``serving/deploy/ray.yaml`` with only mobilenet_v2 loaded; each test redeploys the deployment
-options it needs (fixed replicas, autoscaling) as a lightweight config update.
+``serving/deploy/ray.yaml`` with two replicas and only mobilenet_v2 loaded; the last test
+switches the same deployment to autoscaling (a lightweight config update). The failure figures
+are printed (``-s``); the node-removal case is measured in ``loadtest/benchmarks/ray_serve.py``.
 """
 
 from __future__ import annotations
@@ -167,34 +168,39 @@ def test_load_and_unload_reach_every_replica(cluster: dict[str, Any]) -> None:
         assert r.status_code == 404 and "x-fovea-replicas" not in r.headers
 
 
-def test_autoscaling_grows_under_load_and_shrinks_after(
+FACE_MODELS = ("mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb")
+
+
+def test_gallery_enrolment_on_one_replica_is_seen_by_the_other(
     cluster: dict[str, Any], photos: dict[str, bytes]
 ) -> None:
-    redeploy(
-        cluster,
-        autoscaling_config={
-            "min_replicas": 1,
-            "max_replicas": 2,
-            "initial_replicas": 1,
-            "target_ongoing_requests": 1,
-            "upscale_delay_s": 1,
-            "downscale_delay_s": 3,
-            "look_back_period_s": 2,
-        },
-    )
-    wait_until(lambda: running_replicas() == 1, 60, "down to 1 replica at rest")
-    with Load(cluster["url"], photos["chelsea"], workers=6, max_s=90) as load:
-        grew = wait_until(lambda: running_replicas() == 2, 80, "scaled to 2 replicas")
-    assert load.failed() == 0
-    # A trickle of traffic while a replica is removed: it drains, so nothing fails.
-    with Load(cluster["url"], photos["chelsea"], workers=1, max_s=70) as trickle:
-        shrank = wait_until(lambda: running_replicas() == 1, 60, "scaled back to 1 replica")
-    print(f"\nautoscaling: 1->2 replicas {grew:.1f} s into the load, 2->1 {shrank:.1f} s after it")
-    assert trickle.failed() == 0 and len(trickle.outcomes) > 0
+    url = cluster["url"]
+    replicas = set(replica_pids())
+    with httpx.Client(timeout=120) as client:
+        for model in FACE_MODELS:  # loaded on every replica through the broadcast
+            r = client.post(url + f"/v2/repository/models/{model}/load")
+            assert r.status_code == 200, r.text
+            assert json.loads(r.headers["x-fovea-replicas"]) == dict.fromkeys(replicas, "ready")
+        try:
+            files = {"images": ("astronaut.jpg", photos["astronaut"], "image/jpeg")}
+            r = client.post(url + "/v1/faces/gallery/eileen", files=files)
+            assert r.status_code == 200, r.text
+            enrolled_by = r.headers["x-fovea-replica"]
+            seen = {}
+            for _ in range(60):  # until each replica has answered at least once
+                r = client.get(url + "/v1/faces/gallery")
+                seen[r.headers["x-fovea-replica"]] = r.json()["identities"]
+                if set(seen) == replicas:
+                    break
+            assert set(seen) == replicas and enrolled_by in seen
+            assert all(ids == [{"identity": "eileen", "photos": 1}] for ids in seen.values())
+        finally:
+            client.delete(url + "/v1/faces/gallery/eileen")
+            for model in FACE_MODELS:
+                client.post(url + f"/v2/repository/models/{model}/unload")
 
 
 def test_killed_replica_is_replaced(cluster: dict[str, Any], photos: dict[str, bytes]) -> None:
-    redeploy(cluster, num_replicas=2)
     wait_until(lambda: running_replicas() == 2 and len(replica_pids()) == 2, 90, "2 replicas")
     before = replica_pids()
     victim, pid = sorted(before.items())[0]
@@ -223,3 +229,29 @@ def test_killed_replica_is_replaced(cluster: dict[str, Any], photos: dict[str, b
     assert load.failed(since=after_recovery) == 0
     assert fovea_status().status == "HEALTHY"
     assert len(load.replicas()) >= 2
+
+
+def test_autoscaling_grows_under_load_and_shrinks_after(
+    cluster: dict[str, Any], photos: dict[str, bytes]
+) -> None:
+    redeploy(
+        cluster,
+        autoscaling_config={
+            "min_replicas": 1,
+            "max_replicas": 2,
+            "initial_replicas": 1,
+            "target_ongoing_requests": 1,
+            "upscale_delay_s": 1,
+            "downscale_delay_s": 3,
+            "look_back_period_s": 2,
+        },
+    )
+    wait_until(lambda: running_replicas() == 1, 60, "down to 1 replica at rest")
+    with Load(cluster["url"], photos["chelsea"], workers=6, max_s=90) as load:
+        grew = wait_until(lambda: running_replicas() == 2, 80, "scaled to 2 replicas")
+    assert load.failed() == 0
+    # A trickle of traffic while a replica is removed: it drains, so nothing fails.
+    with Load(cluster["url"], photos["chelsea"], workers=1, max_s=70) as trickle:
+        shrank = wait_until(lambda: running_replicas() == 1, 60, "scaled back to 1 replica")
+    print(f"\nautoscaling: 1->2 replicas {grew:.1f} s into the load, 2->1 {shrank:.1f} s after it")
+    assert trickle.failed() == 0 and len(trickle.outcomes) > 0
