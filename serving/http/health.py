@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -21,7 +23,14 @@ async def readyz(request: Request) -> ORJSONResponse:
     state = request.app.state
     ready = state.loaded.is_set() and not state.draining
     models = {e.name: e.state.value for e in state.repository.entries()}
-    return ORJSONResponse({"ready": ready, "models": models}, status_code=200 if ready else 503)
+    # A store in its error state fails only the endpoints that use it (503 with the reason);
+    # it is listed here so an operator sees it, without taking the other tasks out of service.
+    stores = {k: h.reason for k, h in (await asyncio.to_thread(state.stores.health)).items()}
+    unavailable = {k: reason for k, reason in stores.items() if reason is not None}
+    return ORJSONResponse(
+        {"ready": ready, "models": models, "unavailable_stores": unavailable},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

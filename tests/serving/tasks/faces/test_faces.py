@@ -145,7 +145,7 @@ def test_gallery_enrol_identify_restart_delete(
 
     first = identified(faces_server)
     assert first == names
-    assert (gallery_dir / "facenet_msceleb.npz").is_file()
+    assert (gallery_dir / "facenet_msceleb" / "gen-000000000003.fvec").is_file()
 
     with serve(gallery_dir) as again:
         assert identified(again) == first  # persisted, not held in memory only

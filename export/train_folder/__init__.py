@@ -1,0 +1,1 @@
+"""``fovea train classifier``: transfer learning from the ImageNet backbone to a photo folder."""
