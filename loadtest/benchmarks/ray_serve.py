@@ -145,6 +145,7 @@ class RayBench:
         app["args"]["settings"] |= SETTINGS | {
             "model_store": str(ROOT / "model_store"),
             "face_gallery_dir": str(self.tmp / "gallery"),
+            "collections_dir": str(self.tmp / "collections"),
         }
         fovea = app["deployments"][0]
         fovea.pop("autoscaling_config", None)

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 
 from serving.app import create_app
 from serving.deploy.middleware import BroadcastRepositoryChanges, ReplicaHeader, asgi_get
+from serving.deploy.ray_deploy import PATH_SETTINGS
 from serving.deploy.sync import Action, Change, ChangeLog, Follower
 from serving.settings import Settings
 
@@ -141,7 +142,7 @@ def build_app(args: dict[str, Any]) -> Application:
     """The Serve application builder: validate the args here, where a mistake is cheap."""
     parsed = FoveaArgs.model_validate(args)
     settings = Settings(**parsed.settings)
-    for name in ("model_store", "face_gallery_dir"):
+    for name in PATH_SETTINGS:
         if not getattr(settings, name).is_absolute():
             raise ValueError(
                 f"settings.{name} must be an absolute path that every Ray node sees "

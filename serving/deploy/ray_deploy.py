@@ -17,7 +17,7 @@ import yaml
 
 from serving.settings import Settings
 
-PATH_SETTINGS = ("model_store", "face_gallery_dir")
+PATH_SETTINGS = ("model_store", "face_gallery_dir", "collections_dir")
 
 
 def load_config(path: Path) -> dict[str, Any]:

@@ -14,10 +14,13 @@ from tests.conftest import ROOT
 KSERVE = ROOT / "serving/deploy/kserve"
 
 
+def docs() -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all((KSERVE / "inferenceservice.yaml").read_text()))
+
+
 @pytest.fixture(scope="module")
 def isvc() -> dict[str, Any]:
-    docs = list(yaml.safe_load_all((KSERVE / "inferenceservice.yaml").read_text()))
-    return next(d for d in docs if d["kind"] == "InferenceService")
+    return next(d for d in docs() if d["kind"] == "InferenceService")
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +68,13 @@ def test_probes_and_env_match_the_fovea_container(
     paths = set(create_app(Settings()).openapi()["paths"])
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert model[probe]["httpGet"]["path"] in paths
-    mounts = {m["mountPath"] for m in model["volumeMounts"]}
-    assert variables["FOVEA_FACE_GALLERY_DIR"] in mounts
-    volume = isvc["spec"]["predictor"]["volumes"][0]
-    assert volume["persistentVolumeClaim"]["claimName"] == "fovea-face-gallery"
+    (mount,) = model["volumeMounts"]
+    for shared in ("FOVEA_FACE_GALLERY_DIR", "FOVEA_COLLECTIONS_DIR"):
+        assert variables[shared].startswith(mount["mountPath"] + "/")
+    (volume,) = isvc["spec"]["predictor"]["volumes"]
+    assert volume["name"] == mount["name"]
+    claim = next(d for d in docs() if d["kind"] == "PersistentVolumeClaim")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     grace = isvc["spec"]["predictor"]["terminationGracePeriodSeconds"]
     assert grace > float(variables["FOVEA_GRACEFUL_SHUTDOWN_S"])

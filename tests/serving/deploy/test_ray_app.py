@@ -42,6 +42,7 @@ def config(tmp: Path, http_port: int, **deployment: Any) -> dict[str, Any]:
     app["args"]["settings"] |= SETTINGS | {
         "model_store": str(MODEL_STORE),
         "face_gallery_dir": str(tmp / "gallery"),
+        "collections_dir": str(tmp / "collections"),
     }
     fovea = app["deployments"][0]
     for key in ("autoscaling_config", "num_replicas"):

@@ -33,6 +33,7 @@ def test_resolve_makes_store_paths_absolute_and_checks_the_settings(tmp_path: Pa
     settings = ray_deploy.resolve(config, tmp_path)["applications"][0]["args"]["settings"]
     assert settings["model_store"] == str(tmp_path / "model_store")
     assert settings["face_gallery_dir"] == str(tmp_path / "face_gallery")
+    assert settings["collections_dir"] == str(tmp_path / "collections")
     config["applications"][0]["args"]["settings"]["intra_op_threads"] = 0
     with pytest.raises(pydantic.ValidationError, match="intra_op_threads"):
         ray_deploy.resolve(config, tmp_path)
@@ -42,6 +43,14 @@ def test_build_app_refuses_paths_that_depend_on_a_replica_working_directory() ->
     from serving.deploy.ray_app import build_app
 
     with pytest.raises(ValueError, match="absolute path that every Ray node sees"):
-        build_app({"settings": {"model_store": "model_store", "face_gallery_dir": "/tmp/g"}})
-    app = build_app({"settings": {"model_store": "/srv/models", "face_gallery_dir": "/srv/g"}})
+        build_app({"settings": {"model_store": "/srv/models", "face_gallery_dir": "/srv/g"}})
+    app = build_app(
+        {
+            "settings": {
+                "model_store": "/srv/models",
+                "face_gallery_dir": "/srv/g",
+                "collections_dir": "/srv/c",
+            }
+        }
+    )
     assert type(app).__name__ == "Application"
