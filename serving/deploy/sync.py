@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from serving.core.repository import ModelRepository
+from serving.errors import NotFound
 
 log = logging.getLogger(__name__)
 Action = Literal["load", "unload"]
@@ -179,6 +180,11 @@ class Follower:
                 entry = await self.repository.load(change.model)
             else:
                 entry = await self.repository.unload(change.model)
+        except NotFound as exc:
+            if change.action == "unload":  # never loaded here (a replica started later): done
+                return "unloaded"
+            log.error("replica %s: %s %s failed: %s", self.replica, *_what(change), exc)
+            return f"failed: {exc}"
         except Exception as exc:  # e.g. the folder is missing on this node's store
             log.error("replica %s: %s %s failed: %s", self.replica, *_what(change), exc)
             return f"failed: {exc}"

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 from serving.deploy.sync import Change, ChangeLog, Follower, latest_per_model
+from serving.errors import NotFound
 from tests.conftest import ROOT
 
 
@@ -36,6 +37,8 @@ class FakeRepository:
 
     async def unload(self, name: str) -> Entry:
         self.calls.append(("unload", name))
+        if name not in self.models:
+            raise NotFound(f"unknown model {name!r}", code="model_not_found")
         return Entry(State("unloaded"))
 
 
@@ -70,10 +73,16 @@ def test_a_change_reaches_every_follower_and_the_publisher_sees_their_states() -
         states = await log.wait_applied(gen, timeout_s=5)
         assert states["r1"] == states["r2"] == "ready"
         assert states["r3"].startswith("failed: ") and "no model folder" in states["r3"]
-        # A replica that starts later replays the newest change per model before serving.
+        # A replica that starts later replays the newest change per model before serving; an
+        # unload of a model it never had counts as done.
+        await log.publish("unload", "x", "r1", "unloaded")
         late = FakeRepository({"m"})
-        assert [c.generation for c in await Follower("r4", log, late).step(wait_s=0)] == [gen]
-        assert late.calls == [("load", "m")]
+        follower = Follower("r4", log, late)
+        assert [c.model for c in await follower.step(wait_s=0)] == ["m", "x"]
+        assert late.calls == [("load", "m"), ("unload", "x")]
+        await follower.step(wait_s=0)  # acknowledges with the states that resulted
+        states = await log.wait_applied(log.generation, timeout_s=1)
+        assert states["r4"] == "unloaded"
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
