@@ -138,7 +138,10 @@ def test_default_version_from_config(tmp_path: Path) -> None:
 
 
 def test_intra_op_threads_setting_overrides_every_model_config(tmp_path: Path) -> None:
-    write_model_folder(tmp_path, "good", factor=2.0)
+    folder = write_model_folder(tmp_path, "good", factor=2.0)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["runtime"]["intra_op_threads"] = 2  # the model asks for 2; the process has 1 CPU
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
     with LiveServer(tmp_path, intra_op_threads=1) as srv:
         repo = srv.app.state.repository
         version = repo.get("good")
