@@ -103,6 +103,26 @@ def _models(argv: list[str]) -> int:
     return 2
 
 
+def _add_deploy_parser(sub: argparse._SubParsersAction) -> None:
+    deploy = sub.add_parser("deploy", help="deploy onto a cluster engine (needs .[ray])")
+    engines = deploy.add_subparsers(dest="engine", required=True)
+    ray = engines.add_parser("ray", help="submit a Ray Serve config (serving/deploy/ray.yaml)")
+    ray.add_argument("--config", type=Path, required=True, help="Serve config file (YAML)")
+    ray.add_argument("--address", help="Ray cluster address (default: auto, the running one)")
+    ray.add_argument("--timeout", type=float, default=300, help="seconds to wait for RUNNING")
+
+
+def _deploy_ray(args: argparse.Namespace) -> int:
+    from serving.deploy.ray_deploy import deploy, load_config, resolve
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = resolve(load_config(args.config), Path.cwd())
+    deploy(config, address=args.address, timeout_s=args.timeout)
+    http = config.get("http_options", {})
+    print(f"Fovea running on Ray Serve at http://{http.get('host')}:{http.get('port')}/")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "models":
@@ -166,9 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         help="ONNX Runtime intra-op threads per session, for models whose config leaves "
         "runtime.intra_op_threads at 0 (FOVEA_INTRA_OP_THREADS; default: from the budget)",
     )
+    _add_deploy_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "deploy":
+        return _deploy_ray(args)
     parser.print_help()
     return 2
 

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     intra_op_threads: int | None = Field(
         default=None,
         gt=0,
-        description="ONNX Runtime threads per session for models that leave it at 0; budget",
+        description="ONNX Runtime threads per session; set, it overrides every model's config "
+        "(a Ray replica or container sized to N CPUs sets N); unset, models at 0 get the budget's",
     )
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
     admin_token: str | None = Field(

@@ -213,7 +213,7 @@ class ModelRepository:
             if old is None or old.state is not State.READY:
                 self._entries[name] = entry
             try:
-                entry.config = load_config(folder / "config.yaml")
+                entry.config = self._sized(load_config(folder / "config.yaml"))
                 entry.versions = await self._load_versions(entry, old)
                 if entry.default_version not in entry.versions:
                     raise ModelLoadError(
@@ -302,6 +302,14 @@ class ModelRepository:
                 return str(exc)
             version.bound = list(resolved.values())
         return None
+
+    def _sized(self, config: ModelConfig) -> ModelConfig:
+        """The config with the server-wide thread override, if one is set."""
+        threads = self.settings.intra_op_threads
+        if threads is None:
+            return config
+        runtime = config.runtime.model_copy(update={"intra_op_threads": threads})
+        return config.model_copy(update={"runtime": runtime})
 
     async def _load_versions(
         self, entry: ModelEntry, old: ModelEntry | None

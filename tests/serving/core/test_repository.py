@@ -135,3 +135,17 @@ def test_default_version_from_config(tmp_path: Path) -> None:
     with LiveServer(tmp_path) as srv:
         out = infer(srv, "m", [1, 0, 0, 0]).json()["outputs"][0]
         assert np.allclose(out["data"], [2, 0, 0, 0])
+
+
+def test_intra_op_threads_setting_overrides_every_model_config(tmp_path: Path) -> None:
+    folder = write_model_folder(tmp_path, "good", factor=2.0)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["runtime"]["intra_op_threads"] = 2  # the model asks for 2; the process has 1 CPU
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    with LiveServer(tmp_path, intra_op_threads=1) as srv:
+        repo = srv.app.state.repository
+        version = repo.get("good")
+        assert version.config.runtime.intra_op_threads == 1
+        options = version.model.session.get_session_options()
+        assert options.intra_op_num_threads == 1
+        assert infer(srv, "good", [1, 2, 3, 4]).json()["outputs"][0]["data"] == [2, 4, 6, 8]
