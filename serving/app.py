@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require_models(settings.model_store)  # a missing or empty store stops the start
         budget = settings.thread_budget()
-        log.info("thread budget: %s", budget)
+        log.debug("thread budget: %s", budget)
         pool = ThreadPoolExecutor(budget.decode_threads, thread_name_prefix="decode")
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)
         app.state.repository = repo

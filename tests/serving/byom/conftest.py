@@ -18,7 +18,11 @@ from tests.server import LiveServer
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
+_pillow_open = Image.open
 pytest.importorskip("ultralytics")
+# Importing Ultralytics replaces PIL's Image.open process-wide (a HEIF fallback needing pi_heif);
+# the servers every other test starts in this process must decode with Pillow's own.
+Image.open = _pillow_open
 
 from tests.serving.byom import exporters  # noqa: E402  (needs torch)
 
