@@ -1,7 +1,7 @@
 """A headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium.
 
 Where no browser can be had the tests are skipped with the reason. ``FOVEA_SCREENSHOTS=DIR``
-also writes the screenshots there (``docs/screenshots`` holds the ones README shows).
+also writes the screenshots there (``tests/browser/screenshots`` holds the ones README shows).
 """
 
 from __future__ import annotations
