@@ -31,7 +31,7 @@ class SeenHeaders:
         await self.app(scope, receive, send)
 
 
-MODELS = ["mobilenet_v2", "shapes_detector", "shapes_segmenter", "vqa"]
+MODELS = ["mobilenet_v2", "shapes_detector", "shapes_segmenter", "vqa", "vqa_encoder"]
 MODELS += ["mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb"]
 
 
