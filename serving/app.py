@@ -19,7 +19,6 @@ from serving.core.fleet import ControlLog, Fleet
 from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.core.store import require_models
 from serving.http import collections, health, models, stores, ui, v2
 from serving.http.access import AccessLog
 from serving.http.auth import ApiKeyAuth, load_keys
@@ -47,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        require_models(settings.model_store)  # a missing or empty store stops the start
         budget = settings.thread_budget()
         log.debug("thread budget: %s", budget)
         pool = ThreadPoolExecutor(budget.decode_threads, thread_name_prefix="decode")

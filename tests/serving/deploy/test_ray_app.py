@@ -169,7 +169,7 @@ def test_load_and_unload_reach_every_replica(cluster: dict[str, Any]) -> None:
         assert r.status_code == 404 and "x-fovea-replicas" not in r.headers
 
 
-FACE_MODELS = ("mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb")
+FACE_MODELS = ("mtcnn_rnet", "mtcnn_onet", "mtcnn", "facenet_msceleb")  # dependencies first
 
 
 def test_gallery_enrolment_on_one_replica_is_seen_by_the_other(
