@@ -101,7 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.drain = drain
     app.state.collections = Catalog(settings.collections_dir)
-    app.state.embedders = {}  # one ImageEmbedder per loaded model version, built on first use
     app.state.stores = StoreRegistry(
         {"faces": settings.face_gallery_dir, "collections": settings.collections_dir}
     )

@@ -68,13 +68,12 @@ def _catalog(request: Request) -> Catalog:
 
 
 def _embedder(request: Request, manifest: Manifest) -> ImageEmbedder:
-    state = request.app.state
-    version: ModelVersion = state.repository.get(manifest.model)
-    cache: dict[str, ImageEmbedder] = state.embedders
-    embedder = cache.get(manifest.model)
-    if embedder is None or embedder.version is not version:  # built once per loaded version
-        embedder = cache[manifest.model] = ImageEmbedder(
-            version, state.settings, state.repository.decode_pool
+    """The embedder the model's pipeline built when it loaded (reloads bring a new one)."""
+    version: ModelVersion = request.app.state.repository.get(manifest.model)
+    embedder: ImageEmbedder | None = getattr(version.pipeline, "embedder", None)
+    if embedder is None:
+        raise BadRequest(
+            f"model {manifest.model!r} declares no image embedding output", code="not_an_embedder"
         )
     if embedder.dimension != manifest.dim:
         raise BadRequest(
@@ -124,11 +123,11 @@ async def create(request: Request) -> ORJSONResponse:
         if not ready:
             raise NotFound("no ready model declares an embedding output", code="model_not_found")
         version = repo.get(ready[0].name, opts.version)
-    if version.config.embedding is None or version.config.preprocess is None:
+    embedder: ImageEmbedder | None = getattr(version.pipeline, "embedder", None)
+    if embedder is None:
         raise BadRequest(
             f"model {version.name!r} declares no image embedding output", code="not_an_embedder"
         )
-    embedder = ImageEmbedder(version, request.app.state.settings, repo.decode_pool)
     catalog = _catalog(request)
     manifest = await asyncio.to_thread(catalog.create, opts.name, version.name, embedder.dimension)
     _, collection = await asyncio.to_thread(catalog.get, manifest.name)

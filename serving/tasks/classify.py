@@ -78,7 +78,7 @@ class ClassificationPipeline(ImagePipeline):
         super().__init__(version, settings, pool)
         config = version.config
         self.labels = self.labels_for(self.post.output)
-        self.embedder = ImageEmbedder(version, settings, pool) if config.embedding else None
+        self.embedder = ImageEmbedder(self, config.embedding.output) if config.embedding else None
         self.explain = config.explain
         self.class_weights: np.ndarray | None = None
         if self.explain is not None:

@@ -9,7 +9,6 @@ requests share batches.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,14 +16,11 @@ from pydantic import BaseModel, Field
 
 from serving.core.deadline import Deadline
 from serving.errors import BadRequest
-from serving.imaging.prepared import prepare_all
-from serving.imaging.preprocess import ImagePreprocessor
-from serving.settings import Settings
 from serving.tasks.contract import ModelResponse, Task, TaskOptions, TaskRequest
 
 if TYPE_CHECKING:
-    from serving.core.repository import ModelVersion
     from serving.tasks.classify import ClassificationPipeline
+    from serving.tasks.image_pipeline import ImagePipeline
 
 
 def l2_normalise(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -35,27 +31,21 @@ def l2_normalise(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 
 class ImageEmbedder:
-    """Embeds images with one model version that declares an embedding output."""
+    """Embeds images with one model version's own preprocessing and batcher (its pipeline's),
+    reading the output its config declares as the embedding."""
 
-    def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
-        config = version.config
-        if config.preprocess is None or config.embedding is None:
-            raise ValueError(f"model {config.name!r} declares no image embedding")
-        self.version = version
-        self.pool = pool
-        self.output = config.embedding.output
-        self.preprocessor = ImagePreprocessor(
-            config.preprocess, max_pixels=settings.max_image_pixels
-        )
-        self.dimension = next(o.shape[-1] for o in config.outputs if o.name == self.output)
+    def __init__(self, pipeline: ImagePipeline, output: str) -> None:
+        self.pipeline = pipeline
+        self.version = pipeline.version
+        self.output = output
+        outputs = pipeline.version.config.outputs
+        self.dimension = next(o.shape[-1] for o in outputs if o.name == output)
 
     async def __call__(self, images: list[bytes], *, deadline: Deadline) -> np.ndarray:
         """``[len(images), D]`` unit-length float32 embeddings, in request order."""
         if not images:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        prepared = await prepare_all(self.pool, self.preprocessor, images)
-        rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
-        outputs = await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        _, outputs = await self.pipeline.infer_images(images, deadline)
         return l2_normalise(np.stack([out[self.output] for out in outputs]))
 
 

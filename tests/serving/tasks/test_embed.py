@@ -15,7 +15,7 @@ from serving.core.repository import ModelRepository
 from serving.imaging.preprocess import ImagePreprocessor
 from serving.settings import Settings
 from serving.tasks import PIPELINES
-from serving.tasks.embed import ImageEmbedder, l2_normalise
+from serving.tasks.embed import l2_normalise
 from tests.conftest import MODEL_STORE
 
 
@@ -34,7 +34,7 @@ def test_embeddings_are_normalised_onnx_features(photos: dict[str, bytes]) -> No
             repo = ModelRepository(MODEL_STORE, settings, Metrics(), pool, PIPELINES)
             await repo.load_all(["mobilenet_v2"])
             try:
-                embedder = ImageEmbedder(repo.get("mobilenet_v2"), settings, pool)
+                embedder = repo.get("mobilenet_v2").pipeline.embedder
                 assert embedder.dimension == 1280
                 return await embedder(images, deadline=Deadline.after_ms(30_000))
             finally:
