@@ -354,6 +354,13 @@ class Batching(Strict):
     max_queue_delay_ms: float = Field(
         default=0.0, ge=0, description="how long a batch may wait to fill once the runner is free"
     )
+    cpu_max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows per call when the session runs on ONNX Runtime's CPU provider; on CPU "
+        "a batch costs each row about what a lone row costs, so large batches only add latency "
+        "and arena memory (loadtest/benchmarks/batching.py measures it per model)",
+    )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
     max_in_flight: int | None = Field(
@@ -385,6 +392,12 @@ class Batching(Strict):
     @property
     def rows_per_run(self) -> int:
         return max(self.max_batch_size, 1)
+
+    def rows_per_run_on(self, provider: str) -> int:
+        """Rows per call on the session's first provider (the CPU cap applies on CPU only)."""
+        if provider == "CPUExecutionProvider" and self.cpu_max_batch_size and self.batched:
+            return min(self.rows_per_run, self.cpu_max_batch_size)
+        return self.rows_per_run
 
 
 class Runtime(Strict):

@@ -343,7 +343,7 @@ class ModelRepository:
         recorder = BatchRecorder(self.metrics, config.name, str(number))
         b = config.batching
         policy = BatchPolicy(
-            max_batch_size=b.rows_per_run,
+            max_batch_size=model.rows_per_run,
             max_queue_delay_ms=b.max_queue_delay_ms,
             preferred_batch_sizes=tuple(b.preferred_batch_sizes),
             max_queue_size=b.max_queue_size,

@@ -97,6 +97,7 @@ class OnnxModel:
         on_gpu = self.providers[0] in _GPU_PROVIDERS
         self.io_binding = on_gpu if rt.io_binding is None else rt.io_binding
         self.batched = config.batching.batched
+        self.rows_per_run = config.batching.rows_per_run_on(self.providers[0])
         self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
         self.warmup_shapes: dict[str, list[int]] = {}  # per output, batch axis dropped
         _check_io(self.session.get_inputs(), config.inputs, "input", config.batching.max_batch_size)
@@ -147,8 +148,8 @@ class OnnxModel:
             }
             self._observe(self.run(feeds))
             return
-        for size in self.config.runtime.warmup_batch_sizes:
-            size = min(size, self.config.batching.max_batch_size)
+        sizes = {min(size, self.rows_per_run) for size in self.config.runtime.warmup_batch_sizes}
+        for size in sorted(sizes):
             feeds = {
                 spec.name: _zeros(spec.shape[1:], size, spec.datatype)
                 for spec in self.config.inputs

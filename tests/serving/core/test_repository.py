@@ -149,3 +149,14 @@ def test_intra_op_threads_setting_overrides_every_model_config(tmp_path: Path) -
         options = version.model.session.get_session_options()
         assert options.intra_op_num_threads == 1
         assert infer(srv, "good", [1, 2, 3, 4]).json()["outputs"][0]["data"] == [2, 4, 6, 8]
+
+
+def test_cpu_batch_cap_reaches_the_batcher(tmp_path: Path) -> None:
+    write_model_folder(tmp_path, "capped", batching={"max_batch_size": 32, "cpu_max_batch_size": 2})
+    with LiveServer(tmp_path) as srv:
+        version = srv.app.state.repository.get("capped")
+        assert version.batcher.policy.max_batch_size == 2
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(lambda i: infer(srv, "capped", [i, 0, 0, 0]), range(8)))
+        assert [o.json()["outputs"][0]["data"][0] for o in outs] == [2.0 * i for i in range(8)]
+        assert max(version.recorder.stats.batches) <= 2  # every batch run had at most 2 rows
