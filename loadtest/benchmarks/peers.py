@@ -23,7 +23,8 @@ In-process ceilings are measured in the same run: ``cores`` threads, each loopin
 decode + preprocess + ``session.run`` (ORT 1 thread) on one image -- the work with nothing
 around it (for the phone photo, the reduced-decode-bound ceiling).
 
-Prints one table per photo (img/s, p99, Fovea over the best peer, Fovea over the ceiling) and
+Prints one table per photo (img/s, p99, the server's CPU ms per image answered -- all its
+processes, during the measured window --, Fovea over the best peer and over the ceiling) and
 writes ``peers.json`` under ``loadtest/results/<date>-<machine>/``.
 """
 
@@ -75,13 +76,15 @@ def ceiling(photo: bytes, seconds: float, threads: int) -> dict[str, Any]:
             model.run({name: pre(photo).tensor[None]})
             counts[i] += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    return {"threads": threads, "img_s": sum(counts) / (time.perf_counter() - started)}
+    images = sum(counts)
+    return {"threads": threads, "img_s": images / (time.perf_counter() - started),
+            "cpu_ms_img": (time.process_time() - cpu) * 1000 / images}
 
 
 def unbatched_store(tmp: Path) -> Path:
@@ -136,9 +139,11 @@ def venv_versions(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
     return out
 
 
-def table(photo: str, cells: dict[str, list[dict]], ceil: float, names: list[str]) -> str:
+def table(photo: str, cells: dict[str, list[dict]], ceil: dict[str, float],
+          names: list[str]) -> str:
     peers = [n for n in names if n in PEERS]
     headers = ["c"] + [f"{n} img/s" for n in names] + [f"{n} p99" for n in names]
+    headers += [f"{n} cpu ms/img" for n in names]
     headers += ["fovea/best peer", "fovea/ceiling", "fovea/nobatch"]
     body = []
     levels = [r["concurrency"] for r in cells[names[0]]]
@@ -149,10 +154,12 @@ def table(photo: str, cells: dict[str, list[dict]], ceil: float, names: list[str
         nob = row.get("fovea-nobatch", {}).get("img_s")
         body.append([f"{c:g}"] + [srv.fmt(row[n]["img_s"]) for n in names]
                     + [srv.fmt(row[n]["p99_ms"], ".0f") for n in names]
+                    + [srv.fmt(row[n].get("server_cpu_ms_img")) for n in names]
                     + [srv.fmt(fovea / best if fovea and best else None, ".2f"),
-                       srv.fmt(fovea / ceil if fovea else None, ".2f"),
+                       srv.fmt(fovea / ceil["img_s"] if fovea else None, ".2f"),
                        srv.fmt(fovea / nob if fovea and nob else None, ".2f")])
-    return f"\n{photo} photo; in-process ceiling {ceil:.1f} img/s\n" + format_table(headers, body)
+    return (f"\n{photo} photo; in-process ceiling {ceil['img_s']:.1f} img/s, "
+            f"{ceil['cpu_ms_img']:.1f} CPU ms/img\n" + format_table(headers, body))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,13 +196,13 @@ def main(argv: list[str] | None = None) -> int:
                 port = srv.free_port()
                 cmd, ready, env = server(name, port, args, tmp)
                 print(f"== {photo}: {name}", flush=True)
-                with srv.process(cmd, ready, env=env):
+                with srv.process(cmd, ready, env=env) as proc:
                     cells[name] = srv.drive(
                         f"http://127.0.0.1:{port}", args.concurrency, args.seconds,
-                        tmp / f"{photo}-{name}.json", warmup=args.warmup,
+                        tmp / f"{photo}-{name}.json", warmup=args.warmup, server_pid=proc.pid,
                         extra=["--workload", "classify", "--encoding", "json",
                                "--images", str(path.parent), "--timeout", "60"])
-            texts.append(table(photo, cells, ceil["img_s"], names))
+            texts.append(table(photo, cells, ceil, names))
             report["photos"][photo] = {"bytes": path.stat().st_size, "ceiling": ceil,
                                        "servers": cells}
     report["peer_versions"] = venv_versions(args, [n for n in names if n in PEERS])

@@ -72,19 +72,37 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: IO[bytes], url: str, timeout
         time.sleep(0.2)
 
 
-def group_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (a server and its workers)."""
-    total, todo = 0, [pid]
+def descendants(pid: int) -> list[int]:
+    """A process and all its descendants (a server and its workers)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def group_rss_mb(pid: int) -> float:
+    """Resident memory of a server and all its workers."""
+    total = 0
+    for p in descendants(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                children = (task / "children").read_text().split()
-                todo += [int(c) for c in children]
     return total / 1024
+
+
+def group_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a server and all its live workers."""
+    total = 0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def fovea_cmd(port: int, *, store: Path = STORE, workers: str = "auto") -> list[str]:
@@ -131,8 +149,31 @@ def photos(folder: Path) -> dict[str, Path]:
 
 
 def drive(url: str, concurrency: str, seconds: float, out: Path, *, warmup: float = 2.0,
-          extra: list[str] | None = None) -> list[dict[str, Any]]:
-    """Closed loop at each concurrency level with ``fovea loadtest``; one row per level."""
+          extra: list[str] | None = None, server_pid: int | None = None) -> list[dict[str, Any]]:
+    """Closed loop at each concurrency level with ``fovea loadtest``; one row per level.
+
+    With ``server_pid``, each level runs on its own (an unmeasured warm-up call, then the
+    measured one) and its row gains ``server_cpu_ms_img``: the server's CPU time (all its
+    processes) during the measured window per image answered -- what a request costs the
+    server, which the shared machine's noise moves far less than throughput.
+    """
+    if server_pid is None:
+        return _loadtest(url, concurrency, seconds, warmup, out, extra)
+    rows = []
+    for level in concurrency.split(","):
+        if warmup > 0:
+            _loadtest(url, level, warmup, 0, out, extra)
+        before = group_cpu_s(server_pid)
+        row = _loadtest(url, level, seconds, 0, out, extra)[0]
+        spent = group_cpu_s(server_pid) - before
+        images = row["img_s"] * seconds
+        row["server_cpu_ms_img"] = spent * 1000 / images if images else None
+        rows.append(row)
+    return rows
+
+
+def _loadtest(url: str, concurrency: str, seconds: float, warmup: float, out: Path,
+              extra: list[str] | None) -> list[dict[str, Any]]:
     from loadtest.cli import main as loadtest
 
     argv = [url, "-c", concurrency, "--no-progress", "--warmup", str(warmup),
