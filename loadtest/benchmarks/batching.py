@@ -75,6 +75,7 @@ def make_store(max_batch: int, into: Path) -> Path:
     path = store / MODEL / "config.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["batching"]["max_batch_size"] = max_batch
+    doc["batching"]["cpu_max_batch_size"] = max_batch  # the variant is the batch size served
     doc["runtime"]["warmup_batch_sizes"] = [1, max_batch]
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return store
