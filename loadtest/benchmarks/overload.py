@@ -8,8 +8,11 @@ Starts ``fovea serve --workers auto`` (MobileNetV2 only), measures its capacity 
 Every request's status and latency is recorded. Prints the time to a 503 (p50/p99), the
 accepted requests' latency (p50/p99) beside what the admission bound implies
 (workers x ``max_in_flight`` rows / capacity), and the server's resident memory (all its
-processes) before, right after, and after ``--idle`` seconds idle. Writes ``overload.json``
-under ``loadtest/results/<date>-<machine>/``.
+processes) before, right after, and after ``--idle`` seconds idle; also the rate actually served
+during the overload (rejections and the load generator share the cores) and the bound at that
+rate. ``--rate`` fixes the offered rate for A/B runs; ``--set batching.max_batch_size=8`` runs a
+temporary copy of the store with that config change. Writes ``overload.json`` under
+``loadtest/results/<date>-<machine>/``.
 """
 
 from __future__ import annotations
