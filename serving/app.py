@@ -19,6 +19,7 @@ from serving.core.fleet import ControlLog, Fleet
 from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
+from serving.core.threads import lower_priority
 from serving.http import collections, health, models, stores, ui, v2
 from serving.http.access import AccessLog
 from serving.http.auth import ApiKeyAuth, load_keys
@@ -48,7 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         budget = settings.thread_budget()
         log.debug("thread budget: %s", budget)
-        pool = ThreadPoolExecutor(budget.decode_threads, thread_name_prefix="decode")
+        pool = ThreadPoolExecutor(
+            budget.decode_threads,
+            thread_name_prefix="decode",
+            initializer=lower_priority,
+            initargs=(settings.compute_nice,),
+        )
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)
         app.state.repository = repo
         app.state.loaded = asyncio.Event()

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="ONNX Runtime threads per session; set, it overrides every model's config "
         "(a Ray replica or container sized to N CPUs sets N); unset, models at 0 get the budget's",
     )
+    compute_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="nice increment of decode and ONNX Runtime threads: the event loop (admission, "
+        "503s, health) answers first when they saturate the cores; 0 keeps one priority",
+    )
     default_timeout_ms: float = Field(default=30_000, gt=0, description="per-request deadline")
     admin_token: str | None = Field(
         default=None, description="an admin-scope key: load/unload and gallery writes need it"

@@ -8,8 +8,11 @@ Starts ``fovea serve --workers auto`` (MobileNetV2 only), measures its capacity 
 Every request's status and latency is recorded. Prints the time to a 503 (p50/p99), the
 accepted requests' latency (p50/p99) beside what the admission bound implies
 (workers x ``max_in_flight`` rows / capacity), and the server's resident memory (all its
-processes) before, right after, and after ``--idle`` seconds idle. Writes ``overload.json``
-under ``loadtest/results/<date>-<machine>/``.
+processes) before, right after, and after ``--idle`` seconds idle; also the rate actually served
+during the overload (rejections and the load generator share the cores) and the bound at that
+rate. ``--rate`` fixes the offered rate for A/B runs; ``--set batching.max_batch_size=8`` runs a
+temporary copy of the store with that config change. Writes ``overload.json`` under
+``loadtest/results/<date>-<machine>/``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -94,40 +98,67 @@ def summary(records: list[tuple[int, float]], status: int) -> dict[str, Any]:
             "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
 
 
+def overridden_store(tmp: Path, overrides: list[str]) -> Path:
+    """A copy of the model's folder with ``section.key=value`` (YAML values) applied."""
+    import yaml
+
+    store = tmp / "store"
+    shutil.copytree(srv.STORE / MODEL, store / MODEL)
+    path = store / MODEL / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for item in overrides:
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        config.setdefault(section, {})[name] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(config))
+    return store
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--factor", type=float, default=3.0, help="offered load / capacity")
+    p.add_argument("--rate", type=float,
+                   help="offered req/s instead of factor x capacity (fixed, for A/B runs)")
     p.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
     p.add_argument("--capacity-seconds", type=float, default=6.0)
     p.add_argument("--capacity-concurrency", type=int, default=16)
     p.add_argument("--idle", type=float, default=10.0, help="idle seconds before the last RSS")
     p.add_argument("--workers", default="auto")
+    p.add_argument("--photo", choices=["small", "large"], default="small",
+                   help="small: 451x300 JPEG ~35 KB; large: 4032x2688 ~1.6 MB (a phone photo)")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the model's config in a temporary copy of the store, e.g. "
+                        "batching.max_batch_size=8 runtime.cpu_mem_arena=false")
+    p.add_argument("--port", type=int, help="server port (default: a free one)")
     p.add_argument("--out", type=Path)
     p.add_argument("--machine")
     args = p.parse_args(argv)
     import yaml
 
-    limits = yaml.safe_load((srv.STORE / MODEL / "config.yaml").read_text())["batching"]
+    tmp = Path(tempfile.mkdtemp(prefix="fovea-overload-"))
+    body = srv.photos(tmp)[args.photo].read_bytes()
+    store = overridden_store(tmp, args.set) if args.set else srv.STORE
+    limits = yaml.safe_load((store / MODEL / "config.yaml").read_text())["batching"]
     limit = limits.get("max_in_flight") or limits["max_queue_size"]
-    with tempfile.TemporaryDirectory() as tmp:
-        body = srv.photos(Path(tmp))["small"].read_bytes()
-    port = srv.free_port()
+    port = args.port or srv.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}
-    with srv.process(srv.fovea_cmd(port, workers=args.workers), url + "/readyz", env=env) as proc:
+    cmd = srv.fovea_cmd(port, store=store, workers=args.workers)
+    with srv.process(cmd, url + "/readyz", env=env) as proc:
         endpoint = url + "/v1/classify"
         asyncio.run(closed_loop(endpoint, body, 4, 2.0))  # warm-up
         rss_before = srv.group_rss_mb(proc.pid)
         capacity = asyncio.run(closed_loop(endpoint, body, args.capacity_concurrency,
                                            args.capacity_seconds))
-        rate = capacity * args.factor
+        rate = args.rate or capacity * args.factor
         print(f"capacity {capacity:.1f} req/s; offering {rate:.1f} req/s for {args.seconds:g} s",
               flush=True)
         run = asyncio.run(open_loop(endpoint, body, rate, args.seconds))
         rss_after = srv.group_rss_mb(proc.pid)
         time.sleep(args.idle)
         rss_idle = srv.group_rss_mb(proc.pid)
+    shutil.rmtree(tmp, ignore_errors=True)
     from serving.core.threads import usable_cores
 
     n_workers = int(args.workers) if args.workers != "auto" else usable_cores()
@@ -137,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         codes[str(code)] = codes.get(str(code), 0) + 1
     result = {
         "machine": srv.machine_info(), "model": MODEL, "workers": n_workers,
+        "photo": args.photo, "config_overrides": args.set,
         "capacity_req_s": capacity, "offered_req_s": rate, "seconds": args.seconds,
         "statuses": codes, "skipped_by_generator": run["skipped"],
         "rejected_503": summary(records, 503), "accepted_200": summary(records, 200),
@@ -144,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         "drained_after_s": run["drained_after_s"],
         "rss_mb": {"before": rss_before, "after": rss_after, "after_idle": rss_idle},
     }
+    served = codes.get("200", 0) / (run["sent_for_s"] + run["drained_after_s"])
+    result["served_under_overload_req_s"] = served
+    result["implied_bound_at_served_ms"] = 1000 * n_workers * limit / served if served else None
     rej, acc = result["rejected_503"], result["accepted_200"]
     print(f"statuses {codes}; generator skipped {run['skipped']}")
     print(f"time to 503:      p50 {srv.fmt(rej.get('p50_ms'))} ms, "
@@ -152,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {srv.fmt(acc.get('p99_ms'))} ms ({acc['count']} accepted); the bound implies "
           f"<= {result['implied_bound_ms']:.0f} ms of queueing ({n_workers} workers x "
           f"{limit} rows / {capacity:.0f} req/s)")
+    print(f"served under overload {served:.1f} req/s ({served / capacity:.0%} of capacity); "
+          f"at that rate the bound implies "
+          f"<= {srv.fmt(result['implied_bound_at_served_ms'], '.0f')} ms")
     rss = result["rss_mb"]
     print(f"RSS: before {rss['before']:.0f} MB, after {rss['after']:.0f} MB "
           f"({rss['after'] / rss['before'] - 1:+.1%}), after {args.idle:g} s idle "

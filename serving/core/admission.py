@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from serving.errors import Overloaded
 
@@ -63,13 +64,22 @@ class Admission:
         flight, so a big (valid) batch is slow rather than impossible.
         """
         if self._in_flight and self._in_flight + rows > self.limit:
-            if self._on_reject is not None:
-                self._on_reject()
-            raise Overloaded(
-                f"{self.name}: {self._in_flight} rows in flight (limit {self.limit}); retry later",
-                retry_after_s=self.retry_after_s(),
-            )
+            self.refuse()
         self._in_flight += rows
+
+    @property
+    def full(self) -> bool:
+        """Whether even a one-row request would be refused now."""
+        return self._in_flight >= self.limit
+
+    def refuse(self) -> NoReturn:
+        """Count a refusal and raise :class:`Overloaded` (503 + ``Retry-After``)."""
+        if self._on_reject is not None:
+            self._on_reject()
+        raise Overloaded(
+            f"{self.name}: {self._in_flight} rows in flight (limit {self.limit}); retry later",
+            retry_after_s=self.retry_after_s(),
+        )
 
     def release(self, rows: int, *, completed: bool = True) -> None:
         self._in_flight = max(0, self._in_flight - rows)

@@ -69,7 +69,10 @@ class DynamicBatcher(Generic[Row, Result]):
         *,
         name: str = "batcher",
         observer: BatchObserver | None = None,
+        thread_init: Callable[[], None] | None = None,
     ) -> None:
+        """``thread_init`` runs once on each of the runner threads (e.g. to lower their
+        priority)."""
         self._run = run
         self.policy = policy
         self.name = name
@@ -77,7 +80,9 @@ class DynamicBatcher(Generic[Row, Result]):
         self._queue: collections.deque[_Pending] = collections.deque()
         self._arrived = asyncio.Event()
         self._collect_lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(policy.workers, thread_name_prefix=f"run-{name}")
+        self._executor = ThreadPoolExecutor(
+            policy.workers, thread_name_prefix=f"run-{name}", initializer=thread_init
+        )
         self._workers = [asyncio.create_task(self._work()) for _ in range(policy.workers)]
         self._in_flight = 0
         self._closing = False

@@ -411,6 +411,15 @@ class Runtime(Strict):
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    cpu_mem_arena: bool = Field(
+        default=True,
+        description="ONNX Runtime's CPU memory arena: faster runs, but it keeps (never returns) "
+        "memory for the largest batch seen; off, idle memory is given back",
+    )
+    mem_pattern: bool = Field(
+        default=True,
+        description="ONNX Runtime plans each input shape's buffers once and reuses them",
+    )
     provider_options: dict[str, dict[str, str | int]] = Field(
         default_factory=dict,
         description="per provider, merged over the server's defaults (e.g. CUDA's device_id)",

@@ -20,8 +20,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
 from serving.core.metrics import BatchRecorder, Metrics
 from serving.core.runtime import ModelLoadError, OnnxModel, Tensors
-from serving.errors import ModelUnavailable, NotFound
+from serving.core.threads import lower_priority
+from serving.errors import FoveaError, ModelUnavailable, NotFound
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,31 @@ class ModelRepository:
             )
         chosen = next((e for e in ready if e.config and e.config.default_for_task), ready[0])
         return self.get(chosen.name, version)
+
+    def refuse_if_full(
+        self, task: str, name: str | None, version: str | None, *, exact: bool
+    ) -> None:
+        """The door check, before a request's body is read: :class:`Overloaded` if every
+        version the request could reach is at its admission bound.
+
+        ``exact``: ``name``/``version`` decide the model (a raw image body carries no options);
+        otherwise the body may still name any version of any model serving ``task``. Unknown
+        or unready models pass here: the check after parsing reports them.
+        """
+        if exact:
+            try:
+                admissions = [self.for_task(task, name, version).admission]
+            except FoveaError:
+                return
+        else:
+            admissions = [
+                v.admission
+                for e in self.entries()
+                if e.state is State.READY and e.config is not None and e.config.task == task
+                for v in e.versions.values()
+            ]
+        if admissions and all(a.full for a in admissions):
+            admissions[0].refuse()
 
     def rows_in_flight(self) -> int:
         """Rows admitted or queued and not yet answered, over every loaded version."""
@@ -339,7 +366,13 @@ class ModelRepository:
             model.warmup()
             return model
 
-        model = await asyncio.to_thread(build)
+        nice = partial(lower_priority, self.settings.compute_nice)
+        # Built on a niced thread: the session's own intra-op threads inherit its priority.
+        builder = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=nice)
+        try:
+            model = await asyncio.get_running_loop().run_in_executor(builder, build)
+        finally:
+            builder.shutdown(wait=False)
         recorder = BatchRecorder(self.metrics, config.name, str(number))
         b = config.batching
         policy = BatchPolicy(
@@ -350,7 +383,11 @@ class ModelRepository:
             workers=config.runtime.instances,
         )
         batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(
-            model.run_rows, policy, name=f"{config.name}/{number}", observer=recorder
+            model.run_rows,
+            policy,
+            name=f"{config.name}/{number}",
+            observer=recorder,
+            thread_init=nice,
         )
         rejected = self.metrics.rejected.labels(config.name, str(number))
         admission = Admission(

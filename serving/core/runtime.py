@@ -80,6 +80,8 @@ class OnnxModel:
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if rt.allow_spinning else "0"
         )
+        options.enable_cpu_mem_arena = rt.cpu_mem_arena
+        options.enable_mem_pattern = rt.mem_pattern
         options.log_severity_level = 3
         providers = choose_providers(rt.providers)
         try:

@@ -13,8 +13,10 @@ Usable cores come from the scheduler affinity and the cgroup CPU quota (containe
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +89,20 @@ def plan(
         decode_threads=decode_threads or max(1, share - intra),
         intra_op_threads=intra,
     )
+
+
+def lower_priority(increment: int) -> None:
+    """Raise the calling thread's nice value by ``increment`` (a thread-pool initializer).
+
+    Decode and ONNX Runtime threads can keep every core busy; at the same priority the event
+    loop waits its turn behind them, so under overload even a 503 or a health check took tens
+    of ms. Niced, they yield to the loop whenever it has work and otherwise keep the cores.
+    Raising nice needs no privilege; on systems without per-thread nice this does nothing.
+    """
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(
+            os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        )

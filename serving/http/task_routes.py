@@ -1,7 +1,8 @@
 """The one route preamble every task endpoint shares, and the factory that mounts the tasks.
 
-read body -> parse options (the task's pydantic model) -> pick the model -> resolve defaults ->
-deadline -> admission -> ``task.run`` -> the task's typed response, serialised once with orjson.
+door check -> read body -> parse options (the task's pydantic model) -> pick the model ->
+resolve defaults -> deadline -> admission -> ``task.run`` -> the task's typed response,
+serialised once with orjson.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _endpoint(task: Task) -> Callable[[Request], Awaitable[Response]]:
         if task.images == (0, 0):
             req = ImageRequest([], dict(request.query_params))
         else:
+            _door(request, task)
             req = await read_image_request(request, state.settings)
         req.options.update(request.path_params)
         options = parse_options(task.options, req.options)
@@ -62,6 +64,17 @@ def _endpoint(task: Task) -> Callable[[Request], Awaitable[Response]]:
 
     endpoint.__name__ = type(task).__name__.lower()
     return endpoint
+
+
+def _door(request: Request, task: Task) -> None:
+    """Refuse (503) before the body is read when the model the request can reach is already
+    at its bound: under overload a refusal then costs neither reading nor parsing a body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = ctype.startswith("image/") or ctype == "application/octet-stream"
+    named = {**request.query_params, **request.path_params}
+    request.app.state.repository.refuse_if_full(
+        task.model_task, named.get("model"), named.get("version"), exact=raw
+    )
 
 
 def _openapi(task: Task) -> dict[str, Any]:

@@ -33,3 +33,22 @@ def test_io_binding_matches_plain_run(tmp_path: Path) -> None:
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_array_equal(bound.run({"x": x})["y"], plain.run({"x": x})["y"])
     np.testing.assert_array_equal(bound.run({"x": x})["y"], x * 3)
+
+
+def test_memory_options_reach_the_session_and_keep_outputs(tmp_path: Path) -> None:
+    folder = write_model_folder(tmp_path, "m", factor=2.0)
+    config = load_config(folder / "config.yaml")
+    lean = config.model_copy(
+        update={
+            "runtime": config.runtime.model_copy(
+                update={"cpu_mem_arena": False, "mem_pattern": False}
+            )
+        }
+    )
+    default = OnnxModel(folder / "1" / "model.onnx", config, default_threads=1)
+    model = OnnxModel(folder / "1" / "model.onnx", lean, default_threads=1)
+    options = model.session.get_session_options()
+    assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
+    assert default.session.get_session_options().enable_cpu_mem_arena
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(model.run({"x": x})["y"], x * 2)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from serving.core import threads
-from serving.core.threads import cgroup_cpu_limit, plan
+from serving.core.threads import cgroup_cpu_limit, lower_priority, plan
 from serving.settings import Settings
 
 
@@ -44,3 +47,15 @@ def test_plan_keeps_threads_within_the_cores() -> None:
 def test_explicit_settings_win() -> None:
     b = Settings(cores=8, workers=2, decode_threads=3, intra_op_threads=1).thread_budget()
     assert (b.workers, b.decode_threads, b.intra_op_threads) == (2, 3, 1)
+
+
+def test_lower_priority_nices_only_the_calling_thread() -> None:
+    def nice_of_thread() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(1, initializer=lower_priority, initargs=(5,)) as pool:
+        assert pool.submit(nice_of_thread).result() == min(19, base + 5)
+    with ThreadPoolExecutor(1, initializer=lower_priority, initargs=(0,)) as pool:
+        assert pool.submit(nice_of_thread).result() == base
+    assert nice_of_thread() == base  # the caller (the event loop's thread) keeps its priority

@@ -3,7 +3,9 @@ of its images is decoded (the decoder is gated, as the batcher tests gate the ru
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,3 +64,102 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, monkeypatch) -> None:
         assert post().status_code == 200  # the bound frees as answers go out
         metrics = httpx.get(srv.url + "/metrics").text
         assert 'fovea_rejected_total{model="mobilenet_v2",version="1"} 1.0' in metrics
+
+
+def _headers_only(url: str, ctype: str, path: str = "/v1/classify") -> tuple[int, str]:
+    """Send a POST's headers announcing a 100 kB body and never the body: only a server that
+    answers before reading the body replies (status, Retry-After) within the timeout."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
+            "Content-Length: 100000\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, "connection closed without an answer"
+            head += chunk
+    lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers.get("retry-after", headers.get("Retry-After", ""))
+
+
+def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, monkeypatch) -> None:
+    """At the bound, a request is refused from its headers alone; a request that may still
+    name another model of the task (multipart, JSON, ?model=) is let in to the full check."""
+    gate = threading.Event()
+    started: list[int] = []
+    real = preprocess.decode_image
+
+    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
+        started.append(len(data))
+        assert gate.wait(30), "gate never opened"
+        return real(data, **kw)
+
+    monkeypatch.setattr(preprocess, "decode_image", gated)
+    store = _store(tmp_path, 2)
+    other = store / "other_classifier"
+    shutil.copytree(store / "mobilenet_v2", other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config.update(name="other_classifier", default_for_task=False)
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    image = photos["chelsea"]
+    with LiveServer(store, decode_threads=4) as srv:
+        url = srv.url + "/v1/classify"
+
+        def post(**kw) -> httpx.Response:  # type: ignore[no-untyped-def]
+            return httpx.post(url, timeout=60, **kw)
+
+        raw = {"content": image, "headers": {"content-type": "image/jpeg"}}
+        with ThreadPoolExecutor(4) as pool:
+            admitted = [pool.submit(post, **raw) for _ in range(2)]  # the default model's two
+            for _ in range(200):
+                if len(started) == 2:
+                    break
+                time.sleep(0.05)
+            assert len(started) == 2
+            # A raw body names no model: the default's bound decides, from the headers.
+            status, retry_after = _headers_only(srv.url, "image/jpeg")
+            assert status == 503 and int(retry_after) >= 1
+            # A multipart body could still name other_classifier, which has room: let in,
+            # and it does go to other_classifier.
+            named = pool.submit(
+                post,
+                files={"f": ("c.jpg", image, "image/jpeg")},
+                data={"model": "other_classifier"},
+            )
+            also = pool.submit(post, params={"model": "other_classifier"}, **raw)
+            for _ in range(200):
+                if len(started) == 4:
+                    break
+                time.sleep(0.05)
+            assert len(started) == 4
+            # Now every classification model is full: multipart is refused at the door too.
+            status, _ = _headers_only(srv.url, "multipart/form-data; boundary=x")
+            assert status == 503
+            assert len(started) == 4  # none of the refused requests reached the decoder
+            gate.set()
+            assert [f.result().status_code for f in admitted] == [200, 200]
+            assert named.result().json()["model"] == "other_classifier"
+            assert also.result().json()["model"] == "other_classifier"
+
+
+def test_decode_and_runner_threads_yield_to_the_event_loop(tmp_path: Path, photos) -> None:
+    """They run niced (compute_nice), so 503s and health checks are answered promptly."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with LiveServer(_store(tmp_path, 8), compute_nice=7) as srv:
+        r = httpx.post(
+            srv.url + "/v1/classify",
+            content=photos["chelsea"],
+            headers={"content-type": "image/jpeg"},
+            timeout=60,
+        )
+        assert r.status_code == 200
+        nice = {
+            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
+            for t in threading.enumerate()
+            if t.name.startswith(("decode", "run-mobilenet_v2")) and t.native_id
+        }
+    assert nice == {"decode": min(19, base + 7), "run-mobilenet_v2/1": min(19, base + 7)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
