@@ -186,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         help="ONNX Runtime intra-op threads per session, for models whose config leaves "
         "runtime.intra_op_threads at 0 (FOVEA_INTRA_OP_THREADS; default: from the budget)",
     )
+    budget.add_argument(
+        "--compute-nice",
+        dest="compute_nice",
+        type=int,
+        help="nice increment (0-19) of decode and ONNX Runtime threads, so the event loop "
+        "(admission, 503s, health) runs first when they saturate the cores "
+        "(FOVEA_COMPUTE_NICE; default 10; 0: one priority)",
+    )
     _add_deploy_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":

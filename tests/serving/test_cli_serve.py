@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ROOT
 from tests.models import write_model_folder
@@ -80,3 +81,20 @@ def test_loadtest_without_its_extra_names_the_extra() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "pip install '.[loadtest]'" in proc.stderr and "aiohttp" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sizing_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The thread-budget knobs of ``fovea serve --help`` land in the settings the server gets."""
+    import logging.config
+
+    import serving.server
+    from serving import cli
+
+    write_model_folder(tmp_path, "m")
+    seen = {}
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
+    monkeypatch.setattr(serving.server, "serve", lambda app, settings: seen.update(s=settings))
+    flags = ["--compute-nice", "3", "--decode-threads", "2", "--intra-op-threads", "1"]
+    assert cli.main(["serve", "--model-store", str(tmp_path), *flags]) == 0
+    s = seen["s"]
+    assert (s.compute_nice, s.decode_threads, s.intra_op_threads) == (3, 2, 1)
