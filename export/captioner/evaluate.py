@@ -1,26 +1,26 @@
 """Captions from the exported ONNX pair, decoded by the server's own decoding loop, scored with
 ``pycocoevalcap`` (BLEU-1..4 and CIDEr-D; its METEOR and SPICE need Java and are not run).
 
-Each image decodes in its own coroutine through :func:`serving.tasks.caption.decode_loop.
-decode_captions`, every step submitting its rows to a :class:`serving.core.batching.
-DynamicBatcher` over the decoder session: the same loop and the same step-level batching as the
-server, with the state map taken from the model's ``sequence_decoding`` config.
+Every image decodes through :func:`serving.tasks.caption.decode_loop.decode_captions` and a
+:class:`serving.tasks.caption.scheduler.StepScheduler` over the decoder session: the same loop and
+the same step-level batching as the server, with the state map taken from the model's
+``sequence_decoding`` config.
 """
 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import SequenceDecoding
 from serving.core.runtime import Tensors, run_rows
 from serving.tasks.caption.beam_search import DecodeOptions
 from serving.tasks.caption.decode_loop import decode_captions
+from serving.tasks.caption.scheduler import StepScheduler
 from serving.text import Vocabulary, tokenize
 
 
@@ -30,9 +30,9 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _runner(sess: ort.InferenceSession) -> partial:
+def _run(sess: ort.InferenceSession) -> Callable[[Tensors], Tensors]:
     names = [o.name for o in sess.get_outputs()]
-    return partial(run_rows, lambda feeds: dict(zip(names, sess.run(names, feeds), strict=True)))
+    return lambda feeds: dict(zip(names, sess.run(names, feeds), strict=True))
 
 
 def caption_images(
@@ -44,30 +44,16 @@ def caption_images(
     decoding: SequenceDecoding,
 ) -> list[list[tuple[str, float]]]:
     """Per image, the best ``num_captions`` (text, log-prob), best first."""
-    encode = _runner(session(encoder))
+    encode = _run(session(encoder))
     encoded = [
         row
         for s in range(0, len(pixels), 16)
-        for row in encode([{"pixels": p} for p in pixels[s : s + 16]])
+        for row in run_rows(encode, [{"pixels": p} for p in pixels[s : s + 16]])
     ]
-    return asyncio.run(_decode_all(encoded, _runner(session(decoder)), vocab, options, decoding))
-
-
-async def _decode_all(
-    encoded: list[Tensors],
-    step_rows: partial,
-    vocab: Vocabulary,
-    options: DecodeOptions,
-    decoding: SequenceDecoding,
-) -> list[list[tuple[str, float]]]:
-    policy = BatchPolicy(max_batch_size=1024, max_queue_size=1 << 20)
-    batcher: DynamicBatcher[Tensors, Tensors] = DynamicBatcher(step_rows, policy, name="decoder")
-    try:
-        found = await asyncio.gather(
-            *(decode_captions(e, batcher.submit, decoding, vocab, options) for e in encoded)
-        )
-    finally:
-        await batcher.close()
+    steps = StepScheduler(
+        _run(session(decoder)), decoding, max_rows=1024, max_queued_rows=1 << 20, idle_s=0.1
+    )
+    found = asyncio.run(decode_captions(encoded, steps, decoding, vocab, options))
     return [[(c.text, c.log_probability) for c in captions] for captions in found]
 
 

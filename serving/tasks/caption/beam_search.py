@@ -1,10 +1,10 @@
 """Sequence decoding (greedy and beam search) as a step-by-step state machine, model-agnostic.
 
-A :class:`BeamSearch` never calls a model. Each step it hands out one row per live hypothesis
-(previous token + recurrent state) and takes back the model's log-probabilities and new states
-for those rows. The caller decides how rows reach the model; the server submits them to the
-decoder's dynamic batcher, so rows of every active sequence share one batch per step, a
-finished sequence simply stops submitting, and a new one joins at the next step.
+A :class:`BeamSearch` never calls a model. Each step it hands out its live hypotheses as one
+block of decoder inputs -- the tokens to feed (``tokens_in``) and the recurrent state, batched
+(``state``) -- and takes back the model's log-probabilities and new states for that block. The
+caller decides how blocks reach the model; the server's :class:`~serving.tasks.caption.scheduler.
+StepScheduler` concatenates the blocks of every sequence in flight into one decoder run per step.
 
 Greedy decoding is beam search with ``beam_size=1``. Finished hypotheses are ranked by
 ``log_prob / ((5 + length) / 6) ** length_penalty`` (Wu et al., 2016); 0 ranks by raw log-prob.
@@ -12,6 +12,7 @@ Greedy decoding is beam search with ``beam_size=1``. Finished hypotheses are ran
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,19 +39,11 @@ class DecodeOptions:
 class Hypothesis:
     tokens: tuple[int, ...]  # generated tokens, without <bos>, with <eos> if it ended
     log_prob: float
-    state: State  # the model's state after the last token, fed back with it
+    state: State  # the model's state after the last token (one row, no batch axis)
     finished: bool = False
 
     def score(self, length_penalty: float) -> float:
         return self.log_prob / ((5 + len(self.tokens)) / 6) ** length_penalty
-
-
-@dataclass(frozen=True)
-class Row:
-    """One input row of the decoder step: the token to feed and the state to feed it with."""
-
-    token: int
-    state: State
 
 
 class BeamSearch:
@@ -63,50 +56,70 @@ class BeamSearch:
         options: DecodeOptions,
         banned: Sequence[int] = (),
     ) -> None:
+        """``initial_state``: one row per state tensor, without the batch axis."""
         self.options = options
         self.bos, self.eos = bos, eos
         self._banned = np.asarray(sorted(set(banned)), dtype=np.int64)
-        self._live = [Hypothesis((), 0.0, initial_state)]
+        self._tokens: list[tuple[int, ...]] = [()]  # per live hypothesis
+        self._scores = np.zeros(1)  # their log-probs (float64)
+        self.tokens_in = np.asarray([bos], dtype=np.int64)  # the token each feeds next
+        self.state: State = {k: v[None] for k, v in initial_state.items()}  # batched, live rows
         self._done: list[Hypothesis] = []
         self.steps = 0
 
     @property
+    def live(self) -> int:
+        """Rows of the next step: one per live hypothesis."""
+        return len(self._tokens)
+
+    @property
     def finished(self) -> bool:
-        return not self._live
+        return not self._tokens
 
-    def rows(self) -> list[Row]:
-        """Decoder inputs for this step, one per live hypothesis."""
-        return [Row(h.tokens[-1] if h.tokens else self.bos, h.state) for h in self._live]
+    def advance(self, log_probs: np.ndarray, states: State) -> None:
+        """Feed the model's outputs for this step's rows (``[live, vocab]`` log-probs and the
+        new states, batched, same row order); keeps the best ``beam_size`` hypotheses.
 
-    def advance(self, log_probs: Sequence[np.ndarray], states: Sequence[State]) -> None:
-        """Feed the model's outputs for :meth:`rows` (same order); keeps the best ``beam_size``."""
-        if len(log_probs) != len(self._live) or len(states) != len(self._live):
-            raise ValueError(f"expected outputs for {len(self._live)} rows")
+        Each hypothesis proposes its ``2 * beam_size`` best tokens; candidates rank by total
+        log-prob, ties by hypothesis then token.
+        """
+        rows = self.live
+        if log_probs.shape[0] != rows or any(v.shape[0] != rows for v in states.values()):
+            raise ValueError(f"expected outputs for {rows} rows")
         beam = self.options.beam_size
-        candidates: list[tuple[float, int, int]] = []  # (total log-prob, hypothesis, token)
-        for i, (hyp, lp) in enumerate(zip(self._live, log_probs, strict=True)):
-            lp = np.asarray(lp, dtype=np.float64).copy()
-            lp[self._banned] = -np.inf
-            k = min(2 * beam, lp.shape[0])
-            best = np.argpartition(-lp, k - 1)[:k]
-            candidates.extend((hyp.log_prob + float(lp[w]), i, int(w)) for w in best)
-        candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+        lp = log_probs.astype(np.float64)  # a copy: banned tokens are masked in place
+        lp[:, self._banned] = -np.inf
+        width = min(2 * beam, lp.shape[1])
+        best = np.argpartition(-lp, width - 1, axis=1)[:, :width]
+        totals = (self._scores[:, None] + np.take_along_axis(lp, best, axis=1)).ravel()
+        owner = np.repeat(np.arange(rows), width)
+        order = np.lexsort((best.ravel(), owner, -totals)).tolist()
+        totals_l, owner_l, tokens_l = totals.tolist(), owner.tolist(), best.ravel().tolist()
         self.steps += 1
         last_step = self.steps >= self.options.max_length
-        live: list[Hypothesis] = []
+        parents: list[int] = []
+        tokens: list[tuple[int, ...]] = []
+        scores: list[float] = []
         ended = 0
-        for total, i, token in candidates:
-            if not np.isfinite(total) or len(live) == beam or (last_step and ended == beam):
+        for c in order:
+            total, i, token = totals_l[c], owner_l[c], tokens_l[c]
+            if not math.isfinite(total) or len(parents) == beam or (last_step and ended == beam):
                 break
-            tokens = (*self._live[i].tokens, token)
+            seq = (*self._tokens[i], token)
             if token == self.eos or last_step:  # at max_length every survivor is cut off
-                self._done.append(Hypothesis(tokens, total, states[i], finished=True))
+                row = {k: v[i] for k, v in states.items()}
+                self._done.append(Hypothesis(seq, total, row, finished=True))
                 ended += 1
             else:
-                live.append(Hypothesis(tokens, total, states[i]))
-        self._live = live
+                parents.append(i)
+                tokens.append(seq)
+                scores.append(total)
         if len(self._done) >= beam:  # enough finished hypotheses: stop (early stopping)
-            self._live = []
+            parents, tokens, scores = [], [], []
+        self._tokens = tokens
+        self._scores = np.asarray(scores, dtype=np.float64)
+        self.tokens_in = np.asarray([t[-1] for t in tokens], dtype=np.int64)
+        self.state = {k: v[parents] for k, v in states.items()}
 
     def results(self) -> list[Hypothesis]:
         """The best ``num_captions`` finished hypotheses, best first."""

@@ -1,24 +1,23 @@
 """Image captioning: encoder model once per image, then a server-side decoding loop.
 
-Each image decodes in its own coroutine. Every step it submits one row per live hypothesis to
-the *decoder step* model's batcher, so the rows of all sequences active at that moment -- from
-this request and from others -- run as one batch. A finished sequence stops submitting and a
-sequence that just started joins at the next step: batching happens per step, not per request.
+Each image becomes one sequence of the decoder's :class:`StepScheduler`, which runs every
+sequence in flight -- from this request and from others -- through one decoder run per step. A
+finished sequence leaves and a new one joins at the next step: batching happens per step, not
+per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from serving.core.config import SequenceDecoding
 from serving.core.deadline import Deadline
-from serving.core.runtime import Tensors
 from serving.settings import Settings
 from serving.tasks.caption.beam_search import DecodeOptions
 from serving.tasks.caption.decode_loop import Caption, decode_captions
+from serving.tasks.caption.scheduler import StepScheduler
 from serving.tasks.image_pipeline import ImagePipeline
 from serving.text import BOS, EOS, Vocabulary
 
@@ -31,6 +30,7 @@ class CaptioningPipeline(ImagePipeline):
 
     needs, needs_kind = SequenceDecoding, "sequence_decoding"
     decoder: ModelVersion
+    steps: StepScheduler  # the decoder's step loop, made when the decoder is bound
 
     def __init__(self, version: ModelVersion, settings: Settings, pool: Executor) -> None:
         super().__init__(version, settings, pool)
@@ -66,18 +66,23 @@ class CaptioningPipeline(ImagePipeline):
                 f"decoder {decoder.name!r} does not fit {self.version.name!r}: inputs "
                 f"{sorted(inputs)} (want {sorted(want_in)}), outputs {sorted(outputs)}"
             )
+        if getattr(self, "decoder", None) is decoder:  # rebound unchanged: keep its loop
+            return
         self.decoder = decoder
+        batching = decoder.config.batching
+        self.steps = StepScheduler(
+            lambda feeds: decoder.model.run(feeds),  # looked up per call: tests wrap run
+            self.post,
+            max_rows=batching.rows_per_run,
+            max_queued_rows=batching.max_queue_size,
+            observer=decoder.recorder,
+            name=f"{decoder.name}/{decoder.version}",
+        )
 
     async def caption(
         self, images: list[bytes], *, options: DecodeOptions, deadline: Deadline
     ) -> list[list[Caption]]:
         _, encoded = await self.infer_images(images, deadline)
-
-        async def step(rows: list[Tensors]) -> list[Tensors]:
-            return await self.decoder.infer(rows, timeout_s=deadline.remaining_s())
-
-        return list(
-            await asyncio.gather(
-                *(decode_captions(e, step, self.post, self.vocab, options) for e in encoded)
-            )
+        return await decode_captions(
+            encoded, self.steps, self.post, self.vocab, options, deadline=deadline.at
         )

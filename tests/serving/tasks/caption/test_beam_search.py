@@ -28,13 +28,15 @@ def log_probs(prev: int) -> np.ndarray:
 
 
 def run(options: DecodeOptions) -> BeamSearch:
-    """Drive the search as the server does: rows out, model outputs back, until finished."""
+    """Drive the search as the server does: a block of rows out, model outputs back, until
+    finished."""
     search = BeamSearch({"step": np.zeros(1)}, bos=BOS, eos=EOS, options=options, banned=(UNK,))
     while not search.finished:
-        rows = search.rows()
-        assert 1 <= len(rows) <= options.beam_size
+        assert 1 <= search.live <= options.beam_size == search.options.beam_size
+        assert len(search.tokens_in) == len(search.state["step"]) == search.live
         search.advance(
-            [log_probs(r.token) for r in rows], [{"step": r.state["step"] + 1} for r in rows]
+            np.stack([log_probs(int(t)) for t in search.tokens_in]),
+            {"step": search.state["step"] + 1},
         )
     return search
 
@@ -94,4 +96,4 @@ def test_bad_use_is_refused() -> None:
         DecodeOptions(beam_size=2, num_captions=3)
     search = BeamSearch({}, bos=BOS, eos=EOS, options=DecodeOptions(beam_size=2))
     with pytest.raises(ValueError, match="outputs for 1 rows"):
-        search.advance([log_probs(BOS), log_probs(BOS)], [{}, {}])
+        search.advance(np.stack([log_probs(BOS), log_probs(BOS)]), {})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import httpx
 import numpy as np
@@ -56,6 +58,25 @@ def test_beam_returns_distinct_ranked_captions(caption_server: LiveServer) -> No
         assert all(c["log_probability"] < 0 and 1 <= c["tokens"] <= 20 for c in captions)
         probs = [c["log_probability"] for c in captions]
         assert probs == sorted(probs, reverse=True)  # length_penalty 0: ranked by log-prob
+
+
+def test_concurrent_requests_get_the_captions_of_sequential_ones(
+    caption_server: LiveServer,
+) -> None:
+    """Eight requests at once share decoder steps; each still gets its own image's captions.
+    Only float rounding may differ (a row's log-probs differ by ~1e-6 between a batch of one and
+    a larger batch), never the words."""
+    jpegs = [scene_jpeg("test", i, SEED)[0] for i in range(40, 48)]
+    for params in ({"beam_size": 1}, {"beam_size": 3, "num_captions": 3}):
+        alone = [caption(caption_server, j, **params).json()["results"][0] for j in jpegs]
+        with ThreadPoolExecutor(len(jpegs)) as pool:
+            together = list(pool.map(partial(caption, caption_server, **params), jpegs))
+        assert all(r.status_code == 200 for r in together)
+        for one, many in zip(alone, (r.json()["results"][0] for r in together), strict=True):
+            assert [c["text"] for c in many["captions"]] == [c["text"] for c in one["captions"]]
+            assert [c["tokens"] for c in many["captions"]] == [c["tokens"] for c in one["captions"]]
+            for a, b in zip(one["captions"], many["captions"], strict=True):
+                assert b["log_probability"] == pytest.approx(a["log_probability"], abs=1e-4)
 
 
 def test_greedy_options_and_limits(caption_server: LiveServer) -> None:
