@@ -13,6 +13,7 @@ cannot call functions in another; each worker samples them every second.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,10 +189,15 @@ class VersionStats:
 
 
 class BatchRecorder:
-    """The batcher's observer for one model version: updates stats and Prometheus together."""
+    """The batcher's observer for one model version: updates stats and Prometheus together.
+
+    Called from the event loop (the batcher) and from the caption decoder's step thread, so the
+    plain counters of the stats update under a lock.
+    """
 
     def __init__(self, metrics: Metrics, model: str, version: str) -> None:
         self.stats = VersionStats()
+        self._lock = threading.Lock()
         self._queue = metrics.queue_seconds.labels(model, version)
         self._infer = metrics.inference_seconds.labels(model, version)
         self._size = metrics.batch_size.labels(model, version)
@@ -207,18 +213,21 @@ class BatchRecorder:
     ) -> None:
         s = self.stats
         waited = sum(queue_seconds)
+        with self._lock:
+            if ok:
+                s.inference_count += size
+                s.execution_count += 1
+                s.last_inference_ms = int(time.time() * 1000)
+                s.success.add(waited + compute_seconds * size, size)
+                s.queue.add(waited, size)
+                s.compute_infer.add(compute_seconds * size, size)
+                s.batches.setdefault(size, _Duration()).add(compute_seconds)
+            else:
+                s.fail.add(waited + compute_seconds * size, size)
         if ok:
-            s.inference_count += size
-            s.execution_count += 1
-            s.last_inference_ms = int(time.time() * 1000)
-            s.success.add(waited + compute_seconds * size, size)
-            s.queue.add(waited, size)
-            s.compute_infer.add(compute_seconds * size, size)
-            s.batches.setdefault(size, _Duration()).add(compute_seconds)
             for q in queue_seconds:
                 self._queue.observe(q)
             self._infer.observe(compute_seconds)
             self._size.observe(size)
         else:
-            s.fail.add(waited + compute_seconds * size, size)
             self._failed.inc()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from serving.core.config import SequenceDecoding
 from serving.core.deadline import Deadline
+from serving.core.threads import lower_priority
 from serving.settings import Settings
 from serving.tasks.caption.beam_search import DecodeOptions
 from serving.tasks.caption.decode_loop import Caption, decode_captions
@@ -73,10 +75,11 @@ class CaptioningPipeline(ImagePipeline):
         self.steps = StepScheduler(
             lambda feeds: decoder.model.run(feeds),  # looked up per call: tests wrap run
             self.post,
-            max_rows=batching.rows_per_run,
+            max_rows=decoder.model.rows_per_run,
             max_queued_rows=batching.max_queue_size,
             observer=decoder.recorder,
             name=f"{decoder.name}/{decoder.version}",
+            thread_init=partial(lower_priority, self.settings.compute_nice),
         )
 
     async def caption(

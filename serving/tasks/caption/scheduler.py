@@ -56,10 +56,12 @@ class StepScheduler:
         observer: BatchObserver | None = None,
         name: str = "decoder",
         idle_s: float = 5.0,
+        thread_init: Callable[[], None] | None = None,
     ) -> None:
         """``run``: one decoder call on batched feeds. ``max_queued_rows`` bounds the rows of
         all sequences in flight (each counted at its beam size); beyond it requests are refused
-        with :class:`Overloaded`."""
+        with :class:`Overloaded`. ``thread_init`` runs first on each step thread (the server
+        lowers compute threads' priority, as for the batchers')."""
         self._run = run
         self._decoding = decoding
         self._max_rows = max_rows
@@ -67,6 +69,7 @@ class StepScheduler:
         self._observer = observer
         self.name = name
         self._idle_s = idle_s
+        self._thread_init = thread_init
         self._inbox: queue.SimpleQueue[_Sequence] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards _thread and _reserved
         self._thread: threading.Thread | None = None
@@ -105,6 +108,8 @@ class StepScheduler:
 
     # -- the step thread -------------------------------------------------------------------------
     def _serve(self) -> None:
+        if self._thread_init is not None:
+            self._thread_init()
         while True:
             if not self._active:
                 try:
