@@ -207,13 +207,15 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
         },
         "postprocess": {"kind": "softmax_topk", "output": "logits", "labels": "labels.txt"},
         **FEATURE_CONFIG,
-        # max_in_flight bounds each worker's admitted rows: at ~75 img/s per worker that is
-        # ~0.4 s of queueing at most; a busier burst is refused (503) at the door instead.
+        # On CPU a row costs the same at batch 1-4 and more above (batch_cost.py); GPUs take
+        # 32. max_in_flight bounds each worker's admitted rows: at ~60-90 img/s per worker that
+        # is under ~1 s of queueing; a busier burst is refused (503) at the door instead.
         "batching": {
             "max_batch_size": 32,
+            "cpu_max_batch_size": 4,
             "max_queue_delay_ms": 0,
             "max_queue_size": 256,
-            "max_in_flight": 32,
+            "max_in_flight": 64,
         },
         "runtime": {"warmup_batch_sizes": [1, 8]},
         "card": {

@@ -19,7 +19,7 @@ from serving.core.fleet import ControlLog, Fleet
 from serving.core.memory import IdleTrimmer
 from serving.core.metrics import Metrics
 from serving.core.repository import ModelRepository
-from serving.core.threads import lower_priority
+from serving.core.threads import compute_thread_init
 from serving.http import collections, health, models, stores, ui, v2
 from serving.http.access import AccessLog
 from serving.http.auth import ApiKeyAuth, load_keys
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ThreadPoolExecutor(
             budget.decode_threads,
             thread_name_prefix="decode",
-            initializer=lower_priority,
+            initializer=compute_thread_init,
             initargs=(settings.compute_nice,),
         )
         repo = ModelRepository(settings.model_store, settings, metrics, pool, PIPELINES)

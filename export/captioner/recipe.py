@@ -97,7 +97,12 @@ def configs(
         ],
         "preprocess": PREPROCESS,
         "postprocess": DECODING,
-        "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 256},
+        "batching": {
+            "max_batch_size": 16,
+            "cpu_max_batch_size": 4,
+            "max_queue_delay_ms": 0,
+            "max_queue_size": 256,
+        },
         "runtime": {"warmup_batch_sizes": [1, 4]},
         "card": card,
     }

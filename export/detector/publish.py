@@ -86,7 +86,12 @@ def config(
             "max_detections": 100,
             "pre_nms_top_k": 1000,
         },
-        "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 256},
+        "batching": {
+            "max_batch_size": 16,
+            "cpu_max_batch_size": 4,
+            "max_queue_delay_ms": 0,
+            "max_queue_size": 256,
+        },
         "runtime": {"warmup_batch_sizes": [1, 4]},
         "card": {
             "summary": "Detects circles, squares, triangles, stars, hexagons, crosses, rings and "

@@ -145,7 +145,12 @@ def embedder(
         "default_for_task": True,
         "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 160, 160]}],
         "outputs": [{"name": "embeddings", "datatype": "FP32", "shape": [-1, card["dim"]]}],
-        "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 512},
+        "batching": {
+            "max_batch_size": 16,
+            "cpu_max_batch_size": 8,
+            "max_queue_delay_ms": 0,
+            "max_queue_size": 512,
+        },
         "runtime": {**RUNTIME, "warmup_batch_sizes": [1]},
         "postprocess": {
             "kind": "face_embedding",

@@ -58,7 +58,12 @@ def config(options: dict, metrics: dict[str, Any]) -> dict[str, Any]:
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, len(LABELS), size, size]}],
         "preprocess": letterbox_preprocess(size),
         "postprocess": {"kind": "segmentation", "output": "logits", "labels": "labels.txt"},
-        "batching": {"max_batch_size": 16, "max_queue_delay_ms": 0, "max_queue_size": 256},
+        "batching": {
+            "max_batch_size": 16,
+            "cpu_max_batch_size": 4,
+            "max_queue_delay_ms": 0,
+            "max_queue_size": 256,
+        },
         "runtime": {"warmup_batch_sizes": [1, 4]},
         "card": {
             "summary": "Per-pixel classes (background + 8 shapes): an LR-ASPP head (stride 8 "

@@ -109,7 +109,12 @@ def encoder_config(head: HeadConfig, split_diff: float) -> dict[str, Any]:
         "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]}],
         "outputs": [{"name": VECTOR, "datatype": "FP32", "shape": [-1, head.d_v]}],
         "preprocess": PREPROCESS,
-        "batching": {"max_batch_size": 32, "max_queue_delay_ms": 0, "max_queue_size": 256},
+        "batching": {
+            "max_batch_size": 32,
+            "cpu_max_batch_size": 4,
+            "max_queue_delay_ms": 0,
+            "max_queue_size": 256,
+        },
         "runtime": {"warmup_batch_sizes": [1, 8]},
         "card": {
             "summary": "The frozen ImageNet MobileNetV2 backbone of the vqa model (features + "

@@ -3,8 +3,9 @@
     python -m loadtest.benchmarks.all --seconds 8
 
 Runs :mod:`peers` (Fovea vs naive FastAPI vs LitServe, small and phone photo, in-process
-ceilings), :mod:`tasks` (every task served vs in-process, captions/s c=8 over c=1),
-:mod:`overload` (3x capacity, time to 503, RSS) and :mod:`decoders` (speed and parity), all
+ceilings), :mod:`cpu_split` (Fovea's CPU per image by kind of thread), :mod:`tasks` (every
+task served vs in-process, captions/s c=8 over c=1), :mod:`overload` (3x capacity, time to
+503, RSS) and :mod:`decoders` (speed and parity), all
 writing under ``loadtest/results/<date>-<machine>/`` (or ``--out``).
 """
 
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from loadtest.benchmarks import decoders, overload, peers, servers, tasks
+from loadtest.benchmarks import cpu_split, decoders, overload, peers, servers, tasks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = ["--seconds", f"{args.seconds:g}"]
     for name, run, extra in (
         ("peers", peers.main, seconds),
+        ("cpu_split", cpu_split.main, seconds),
         ("tasks", tasks.main, seconds),
         ("overload", overload.main, []),
         ("decoders", decoders.main, []),

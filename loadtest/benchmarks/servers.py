@@ -95,14 +95,29 @@ def group_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def group_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a server and all its live workers."""
-    total = 0
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a server and its workers, by kind of thread: ``event loop`` (a
+    process's main thread), ``decode``, ``inference`` (``run-*``), ``caption steps``, ``other``
+    -- from the OS thread names Fovea sets (``serving.core.threads.name_os_thread``)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for p in descendants(pid):
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    kind = _thread_kind(int(task.name) == p, (task / "comm").read_text().strip())
+                    out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _thread_kind(main: bool, name: str) -> str:
+    if main:
+        return "event loop"
+    for prefix, kind in (("decode", "decode"), ("run-", "inference"), ("steps-", "caption steps")):
+        if name.startswith(prefix):
+            return kind
+    return "other"
 
 
 def fovea_cmd(port: int, *, store: Path = STORE, workers: str = "auto") -> list[str]:
@@ -155,7 +170,8 @@ def drive(url: str, concurrency: str, seconds: float, out: Path, *, warmup: floa
     With ``server_pid``, each level runs on its own (an unmeasured warm-up call, then the
     measured one) and its row gains ``server_cpu_ms_img``: the server's CPU time (all its
     processes) during the measured window per image answered -- what a request costs the
-    server, which the shared machine's noise moves far less than throughput.
+    server, which the shared machine's noise moves far less than throughput -- and the same
+    split by kind of thread (:func:`cpu_by_thread`).
     """
     if server_pid is None:
         return _loadtest(url, concurrency, seconds, warmup, out, extra)
@@ -163,11 +179,14 @@ def drive(url: str, concurrency: str, seconds: float, out: Path, *, warmup: floa
     for level in concurrency.split(","):
         if warmup > 0:
             _loadtest(url, level, warmup, 0, out, extra)
-        before = group_cpu_s(server_pid)
+        before = cpu_by_thread(server_pid)
         row = _loadtest(url, level, seconds, 0, out, extra)[0]
-        spent = group_cpu_s(server_pid) - before
+        after = cpu_by_thread(server_pid)
         images = row["img_s"] * seconds
-        row["server_cpu_ms_img"] = spent * 1000 / images if images else None
+        split = {k: (v - before.get(k, 0.0)) * 1000 / images if images else None
+                 for k, v in after.items()}
+        row["server_cpu_ms_img"] = sum(v or 0.0 for v in split.values()) if images else None
+        row["server_cpu_ms_img_by_thread"] = split
         rows.append(row)
     return rows
 

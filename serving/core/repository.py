@@ -31,7 +31,7 @@ from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
 from serving.core.metrics import BatchRecorder, Metrics
 from serving.core.runtime import ModelLoadError, OnnxModel, Tensors
-from serving.core.threads import lower_priority
+from serving.core.threads import compute_thread_init
 from serving.errors import FoveaError, ModelUnavailable, NotFound
 from serving.settings import Settings
 
@@ -366,7 +366,7 @@ class ModelRepository:
             model.warmup()
             return model
 
-        nice = partial(lower_priority, self.settings.compute_nice)
+        nice = partial(compute_thread_init, self.settings.compute_nice)
         # Built on a niced thread: the session's own intra-op threads inherit its priority.
         builder = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=nice)
         try:

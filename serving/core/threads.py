@@ -14,12 +14,14 @@ Usable cores come from the scheduler affinity and the cgroup CPU quota (containe
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+_PR_SET_NAME = 15  # prctl option (linux/prctl.h)
 _CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 _CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -106,3 +108,22 @@ def lower_priority(increment: int) -> None:
         os.setpriority(
             os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
         )
+
+
+def name_os_thread() -> None:
+    """Give the calling OS thread its Python thread's name (Linux keeps 15 bytes of it).
+
+    Python 3.11 names threads for itself only; named at the OS level, ``top -H``, ``ps -L``
+    and ``loadtest/benchmarks/cpu_split.py`` can tell decode threads from ONNX Runtime runners
+    and the event loop. Does nothing where there is no ``prctl``.
+    """
+    name = threading.current_thread().name.encode("ascii", "replace")[:15]
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def compute_thread_init(nice: int) -> None:
+    """Initializer of every decode and inference thread: named, then niced by ``nice``."""
+    name_os_thread()
+    lower_priority(nice)
+

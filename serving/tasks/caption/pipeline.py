@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from serving.core.config import SequenceDecoding
 from serving.core.deadline import Deadline
-from serving.core.threads import lower_priority
+from serving.core.threads import compute_thread_init
 from serving.settings import Settings
 from serving.tasks.caption.beam_search import DecodeOptions
 from serving.tasks.caption.decode_loop import Caption, decode_captions
@@ -79,7 +79,7 @@ class CaptioningPipeline(ImagePipeline):
             max_queued_rows=batching.max_queue_size,
             observer=decoder.recorder,
             name=f"{decoder.name}/{decoder.version}",
-            thread_init=partial(lower_priority, self.settings.compute_nice),
+            thread_init=partial(compute_thread_init, self.settings.compute_nice),
         )
 
     async def caption(

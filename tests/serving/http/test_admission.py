@@ -156,10 +156,18 @@ def test_decode_and_runner_threads_yield_to_the_event_loop(tmp_path: Path, photo
             timeout=60,
         )
         assert r.status_code == 200
-        nice = {
-            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
+        compute = [
+            t
             for t in threading.enumerate()
             if t.name.startswith(("decode", "run-mobilenet_v2")) and t.native_id
+        ]
+        nice = {
+            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id) for t in compute
+        }
+        # named at the OS level too (top -H, cpu_split.py), within Linux's 15 bytes
+        os_names = {
+            Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip() for t in compute
         }
     assert nice == {"decode": min(19, base + 7), "run-mobilenet_v2/1": min(19, base + 7)}
+    assert os_names == {"decode_0", "run-mobilenet_v"}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

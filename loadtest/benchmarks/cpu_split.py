@@ -1,0 +1,78 @@
+"""Where a served image's CPU goes, by kind of thread, beside the in-process ceiling's.
+
+    python -m loadtest.benchmarks.cpu_split [--seconds 8] [--concurrency 1,4,16]
+
+Starts ``fovea serve --workers auto`` (MobileNetV2 only) and drives ``/v1/classify`` (base64
+JSON, as the peer benchmark does) at each level. Around each measured window it reads every
+server thread's CPU time from ``/proc`` and groups it by the OS thread names the server sets:
+the event loop (HTTP, JSON, routing, admission, responses, thread hand-offs), decode
+(decode + preprocess), inference (ONNX Runtime runners) and other. Prints CPU ms per image
+answered for each, beside the ceiling's (``cores`` threads of decode + preprocess + ORT in one
+process, nothing around them): what the server adds to the work itself is the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from loadtest.benchmarks import servers as srv
+from loadtest.benchmarks.peers import MODEL, ceiling
+from loadtest.report import format_table
+
+KINDS = ("event loop", "decode", "inference", "other")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per level")
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--concurrency", default="1,4,16")
+    p.add_argument("--photos", default="small,large")
+    p.add_argument("--out", type=Path, help="results folder (default loadtest/results/...)")
+    p.add_argument("--machine")
+    args = p.parse_args(argv)
+    from serving.core.threads import usable_cores
+
+    report: dict = {"machine": srv.machine_info(), "photos": {}}
+    body = []
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        files = srv.photos(tmp / "photos")
+        for photo in args.photos.split(","):
+            path = files[photo]
+            ceil = ceiling(path.read_bytes(), args.seconds, usable_cores())
+            port = srv.free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}
+            with srv.process(srv.fovea_cmd(port), url + "/readyz", env=env) as proc:
+                rows = srv.drive(url, args.concurrency, args.seconds, tmp / f"{photo}.json",
+                                 warmup=args.warmup, server_pid=proc.pid,
+                                 extra=["--workload", "classify", "--encoding", "json",
+                                        "--images", str(path.parent), "--timeout", "60"])
+            report["photos"][photo] = {"ceiling": ceil, "rows": rows}
+            for r in rows:
+                split = r["server_cpu_ms_img_by_thread"]
+                body.append([photo, f"{r['concurrency']:g}", srv.fmt(r["img_s"])]
+                            + [srv.fmt(split.get(k, 0.0), ".2f") for k in KINDS]
+                            + [srv.fmt(r["server_cpu_ms_img"], ".2f"),
+                               srv.fmt(ceil["cpu_ms_img"], ".2f"),
+                               srv.fmt(r["server_cpu_ms_img"] - ceil["cpu_ms_img"], ".2f")])
+    headers = ["photo", "c", "img/s", *(f"{k} ms/img" for k in KINDS), "server ms/img",
+               "ceiling ms/img", "added ms/img"]
+    print(f"\nMobileNetV2, fovea serve --workers auto, {report['machine']['usable_cores']} usable "
+          f"cores (load avg at start {report['machine']['load_avg_at_start'][0]:.2f}); CPU ms "
+          "per image answered, by kind of server thread")
+    print(format_table(headers, body))
+    folder = srv.results_dir(args.out, args.machine)
+    (folder / "cpu_split.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {folder / 'cpu_split.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
