@@ -29,6 +29,7 @@ from typing import Any
 from serving.core.admission import Admission
 from serving.core.batching import BatchPolicy, DynamicBatcher
 from serving.core.config import ModelConfig, load_config
+from serving.core.decode_window import DecodeWindow
 from serving.core.metrics import BatchRecorder, Metrics
 from serving.core.runtime import ModelLoadError, OnnxModel, Tensors
 from serving.core.threads import compute_thread_init
@@ -37,6 +38,7 @@ from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
+DECODE_AHEAD_BATCHES = 3  # rows decoded and not yet answered, in batches of rows_per_run
 
 
 class State(enum.StrEnum):
@@ -59,6 +61,7 @@ class ModelVersion:
     recorder: BatchRecorder
     file_stamp: tuple[int, int]
     admission: Admission
+    decode_window: DecodeWindow
     pipeline: Any = None
     leases: int = 0  # requests that resolved this version and have not finished
     bound: list[ModelVersion] = field(default_factory=list)  # dependencies its pipeline uses
@@ -394,7 +397,16 @@ class ModelRepository:
             b.admission_limit, name=f"{config.name}/{number}", on_reject=rejected.inc
         )
         version = ModelVersion(
-            config.name, number, path.parent, config, model, batcher, recorder, stamp, admission
+            config.name,
+            number,
+            path.parent,
+            config,
+            model,
+            batcher,
+            recorder,
+            stamp,
+            admission,
+            DecodeWindow(DECODE_AHEAD_BATCHES * model.rows_per_run),
         )
         factory = self._pipelines.get(config.task)
         try:

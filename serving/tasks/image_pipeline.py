@@ -2,7 +2,8 @@
 
 The config's ``preprocess`` builds the preprocessor, its ``postprocess`` (of the kind the task
 needs) carries the labels file; images are prepared on the decode pool, then run as one
-submission to the model's batcher.
+submission to the model's batcher -- once they fit in the version's decode window, so at most a
+few batches of admitted rows are held as model-ready tensors at a time.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class ImagePipeline(Pipeline):
     async def infer_images(
         self, images: Sequence[bytes], deadline: Deadline
     ) -> tuple[list[PreparedImage], list[Tensors]]:
-        prepared = await prepare_all(self.pool, self.preprocessor, images)
-        rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
-        return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        async with self.version.decode_window.hold(len(images), deadline):
+            prepared = await prepare_all(self.pool, self.preprocessor, images)
+            rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
+            return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
 
     async def infer_keeping_pixels(
         self, images: Sequence[bytes], deadline: Deadline, *, full_resolution: bool
@@ -60,6 +62,7 @@ class ImagePipeline(Pipeline):
         """Like :meth:`infer_images`, keeping the decoded pixels (at full resolution if they
         are to be drawn on)."""
         keep = partial(prepare_keeping_pixels, self.preprocessor, full_resolution=full_resolution)
-        prepared = await prepare_all(self.pool, keep, images)
-        rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
-        return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        async with self.version.decode_window.hold(len(images), deadline):
+            prepared = await prepare_all(self.pool, keep, images)
+            rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
+            return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())

@@ -102,9 +102,10 @@ class VqaPipeline(Pipeline):
         self, image: bytes, questions: list[str], *, k: int, deadline: Deadline
     ) -> list[QuestionAnswers]:
         texts = self.encode(questions)
-        (prepared,) = await prepare_all(self.pool, self.preprocessor, [image])
-        pixels = {self.preprocessor.config.input: prepared.tensor}
-        (encoded,) = await self.encoder.infer([pixels], timeout_s=deadline.remaining_s())
+        async with self.encoder.decode_window.hold(1, deadline):
+            (prepared,) = await prepare_all(self.pool, self.preprocessor, [image])
+            pixels = {self.preprocessor.config.input: prepared.tensor}
+            (encoded,) = await self.encoder.infer([pixels], timeout_s=deadline.remaining_s())
         vector = encoded[self.image.output]
         rows = []
         for t in texts:
