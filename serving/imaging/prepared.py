@@ -8,6 +8,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+
 from serving.imaging.decode import DecodedImage, decode_image
 from serving.imaging.preprocess import ImagePreprocessor, PreparedImage
 
@@ -26,6 +28,11 @@ async def prepare_all(
 class Prepared:
     decoded: DecodedImage
     prepared: PreparedImage
+
+    @property
+    def tensor(self) -> np.ndarray:
+        """The model input row, as :attr:`PreparedImage.tensor`."""
+        return self.prepared.tensor
 
 
 def prepare_keeping_pixels(

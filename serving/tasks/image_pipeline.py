@@ -8,10 +8,12 @@ few batches of admitted rows are held as model-ready tensors at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
 
 from serving.core.deadline import Deadline
 from serving.core.runtime import Tensors
@@ -51,10 +53,10 @@ class ImagePipeline(Pipeline):
     async def infer_images(
         self, images: Sequence[bytes], deadline: Deadline
     ) -> tuple[list[PreparedImage], list[Tensors]]:
-        async with self.version.decode_window.hold(len(images), deadline):
-            prepared = await prepare_all(self.pool, self.preprocessor, images)
-            rows = [{self.preprocessor.config.input: p.tensor} for p in prepared]
-            return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        input_name = self.preprocessor.config.input
+        return await infer_prepared(
+            self.version, self.pool, self.preprocessor, images, input_name, deadline
+        )
 
     async def infer_keeping_pixels(
         self, images: Sequence[bytes], deadline: Deadline, *, full_resolution: bool
@@ -62,7 +64,30 @@ class ImagePipeline(Pipeline):
         """Like :meth:`infer_images`, keeping the decoded pixels (at full resolution if they
         are to be drawn on)."""
         keep = partial(prepare_keeping_pixels, self.preprocessor, full_resolution=full_resolution)
-        async with self.version.decode_window.hold(len(images), deadline):
-            prepared = await prepare_all(self.pool, keep, images)
-            rows = [{self.preprocessor.config.input: p.prepared.tensor} for p in prepared]
-            return prepared, await self.version.infer(rows, timeout_s=deadline.remaining_s())
+        input_name = self.preprocessor.config.input
+        return await infer_prepared(self.version, self.pool, keep, images, input_name, deadline)
+
+
+class _HasTensor(Protocol):
+    @property
+    def tensor(self) -> np.ndarray: ...
+
+
+_P = TypeVar("_P", bound=_HasTensor)
+
+
+async def infer_prepared(
+    version: ModelVersion,
+    pool: Executor,
+    prepare: Callable[[bytes], _P],
+    images: Sequence[bytes],
+    input_name: str,
+    deadline: Deadline,
+) -> tuple[list[_P], list[Tensors]]:
+    """Prepare ``images`` on the decode pool and run them as one submission to ``version``,
+    inside its decode window, as ``input_name`` rows (the one path every image task takes to
+    its model)."""
+    async with version.decode_window.hold(len(images), deadline):
+        prepared = await prepare_all(pool, prepare, images)
+        rows = [{input_name: p.tensor} for p in prepared]
+        return prepared, await version.infer(rows, timeout_s=deadline.remaining_s())

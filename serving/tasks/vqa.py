@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 from serving.core.config import SoftmaxTopK
 from serving.core.deadline import Deadline
 from serving.errors import BadRequest, PayloadTooLarge
-from serving.imaging.prepared import prepare_all
 from serving.imaging.preprocess import ImagePreprocessor
 from serving.imaging.scores import softmax, top_k
 from serving.settings import Settings
 from serving.tasks.contract import ModelResponse, Pipeline, Task, TaskOptions, TaskRequest
+from serving.tasks.image_pipeline import infer_prepared
 from serving.text import EncodedText, Vocabulary, encode
 
 if TYPE_CHECKING:
@@ -102,10 +102,14 @@ class VqaPipeline(Pipeline):
         self, image: bytes, questions: list[str], *, k: int, deadline: Deadline
     ) -> list[QuestionAnswers]:
         texts = self.encode(questions)
-        async with self.encoder.decode_window.hold(1, deadline):
-            (prepared,) = await prepare_all(self.pool, self.preprocessor, [image])
-            pixels = {self.preprocessor.config.input: prepared.tensor}
-            (encoded,) = await self.encoder.infer([pixels], timeout_s=deadline.remaining_s())
+        _, (encoded,) = await infer_prepared(
+            self.encoder,
+            self.pool,
+            self.preprocessor,
+            [image],
+            self.preprocessor.config.input,
+            deadline,
+        )
         vector = encoded[self.image.output]
         rows = []
         for t in texts:
