@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from loadtest.benchmarks import servers as srv
-from loadtest.benchmarks.peers import MODEL, ceiling
+from loadtest.benchmarks.peers import MODEL, ceiling, classify_request
 from loadtest.report import format_table
 
 KINDS = ("event loop", "decode", "inference", "other")
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             with srv.process(srv.fovea_cmd(port), url + "/readyz", env=env) as proc:
                 rows = srv.drive(url, args.concurrency, args.seconds, tmp / f"{photo}.json",
                                  warmup=args.warmup, server_pid=proc.pid,
-                                 extra=["--workload", "classify", "--encoding", "json",
-                                        "--images", str(path.parent), "--timeout", "60"])
+                                 extra=classify_request(path))
             report["photos"][photo] = {"ceiling": ceil, "rows": rows}
             for r in rows:
                 split = r["server_cpu_ms_img_by_thread"]

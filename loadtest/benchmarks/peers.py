@@ -87,6 +87,13 @@ def ceiling(photo: bytes, seconds: float, threads: int) -> dict[str, Any]:
             "cpu_ms_img": (time.process_time() - cpu) * 1000 / images}
 
 
+def classify_request(photo: Path) -> list[str]:
+    """``fovea loadtest`` arguments of the one request every server gets: ``POST
+    /v1/classify`` with ``photo`` as base64 JSON (the naive peer's contract)."""
+    return ["--workload", "classify", "--encoding", "json", "--images", str(photo.parent),
+            "--timeout", "60"]
+
+
 def unbatched_store(tmp: Path) -> Path:
     store = tmp / "store"
     if (store / MODEL).exists():
@@ -200,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                     cells[name] = srv.drive(
                         f"http://127.0.0.1:{port}", args.concurrency, args.seconds,
                         tmp / f"{photo}-{name}.json", warmup=args.warmup, server_pid=proc.pid,
-                        extra=["--workload", "classify", "--encoding", "json",
-                               "--images", str(path.parent), "--timeout", "60"])
+                        extra=classify_request(path))
             texts.append(table(photo, cells, ceil, names))
             report["photos"][photo] = {"bytes": path.stat().st_size, "ceiling": ceil,
                                        "servers": cells}
