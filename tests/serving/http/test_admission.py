@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from serving.imaging import preprocess
@@ -29,7 +30,9 @@ def _store(tmp_path: Path, max_in_flight: int) -> Path:
     return store
 
 
-def test_503_comes_before_decoding(tmp_path: Path, photos, monkeypatch) -> None:
+@pytest.fixture
+def gated_decoder(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[int]]:
+    """Image decoding blocks until the gate opens; ``started`` records each decode begun."""
     gate = threading.Event()
     started: list[int] = []
     real = preprocess.decode_image
@@ -40,6 +43,11 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, monkeypatch) -> None:
         return real(data, **kw)
 
     monkeypatch.setattr(preprocess, "decode_image", gated)
+    return gate, started
+
+
+def test_503_comes_before_decoding(tmp_path: Path, photos, gated_decoder) -> None:
+    gate, started = gated_decoder
     image = photos["chelsea"]
     with LiveServer(_store(tmp_path, 2), decode_threads=2) as srv:
         url = srv.url + "/v1/classify"
@@ -85,19 +93,10 @@ def _headers_only(url: str, ctype: str, path: str = "/v1/classify") -> tuple[int
     return int(lines[0].split()[1]), headers.get("retry-after", headers.get("Retry-After", ""))
 
 
-def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, monkeypatch) -> None:
+def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, gated_decoder) -> None:
     """At the bound, a request is refused from its headers alone; a request that may still
     name another model of the task (multipart, JSON, ?model=) is let in to the full check."""
-    gate = threading.Event()
-    started: list[int] = []
-    real = preprocess.decode_image
-
-    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
-        started.append(len(data))
-        assert gate.wait(30), "gate never opened"
-        return real(data, **kw)
-
-    monkeypatch.setattr(preprocess, "decode_image", gated)
+    gate, started = gated_decoder
     store = _store(tmp_path, 2)
     other = store / "other_classifier"
     shutil.copytree(store / "mobilenet_v2", other)
