@@ -19,7 +19,7 @@ from serving.core.deadline import Deadline
 from serving.core.repository import ModelVersion
 from serving.errors import BadRequest, NotFound
 from serving.http.docs import IMAGE_REQUEST_BODY
-from serving.http.inputs import parse_options, read_body, read_image_request
+from serving.http.inputs import json_object, parse_options, read_body, read_image_request
 from serving.http.responses import ORJSONResponse
 from serving.tasks.embed import ImageEmbedder
 from serving.vectors.catalog import Catalog, Manifest
@@ -107,13 +107,7 @@ def _describe(manifest: Manifest, collection: VectorCollection) -> dict[str, Any
 
 @router.post("/v1/collections", status_code=201, summary="Create a collection bound to a model")
 async def create(request: Request) -> ORJSONResponse:
-    body = await read_body(request, 64 * 1024)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"invalid JSON: {exc}", code="malformed_body") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("JSON body must be an object", code="malformed_body")
+    doc = json_object(await read_body(request, 64 * 1024))
     opts = parse_options(CreateOptions, doc)
     repo = request.app.state.repository
     if opts.model:

@@ -169,6 +169,17 @@ def _count_keys(body: bytes, limit: int) -> int:
     return keys + sum(1 for _ in itertools.islice(_KEY_END.finditer(body, start), limit + 1 - keys))
 
 
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object, or 400 saying what it is instead."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"invalid JSON: {exc}", code="malformed_body") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("JSON body must be an object", code="malformed_body")
+    return doc
+
+
 def _json(body: bytes, options: dict[str, Any]) -> list[bytes]:
     keys = _count_keys(body, _MAX_JSON_KEYS)
     if keys > _MAX_JSON_KEYS:
@@ -177,12 +188,7 @@ def _json(body: bytes, options: dict[str, Any]) -> list[bytes]:
             "and its images",
             code="too_many_fields",
         )
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"invalid JSON: {exc}", code="malformed_body") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("JSON body must be an object", code="malformed_body")
+    doc = json_object(body)
     if len(doc) > MAX_JSON_FIELDS:  # before validation: 200k unknown keys cost seconds there
         raise BadRequest(
             f"JSON body has {len(doc)} fields; a task request takes at most {MAX_JSON_FIELDS}",
