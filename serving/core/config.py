@@ -359,7 +359,7 @@ class Batching(Strict):
         ge=1,
         description="rows per call when the session runs on ONNX Runtime's CPU provider; on CPU "
         "a batch costs each row about what a lone row costs, so large batches only add latency "
-        "and arena memory (loadtest/benchmarks/batching.py measures it per model)",
+        "and arena memory (loadtest/benchmarks/batch_cost.py measures it per model)",
     )
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     max_queue_size: int = Field(default=256, ge=1, description="queued rows before 503")
