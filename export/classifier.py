@@ -202,7 +202,7 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
         "preprocess": {
             "input": "pixels",
             "resize": {"mode": "shorter_side", "size": 256, "interpolation": "bilinear"},
-            "crop": {"width": 224, "height": 224},
+            "crop": {"width": 224, "height": 224, "window_only": True},
             "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         },
         "postprocess": {"kind": "softmax_topk", "output": "logits", "labels": "labels.txt"},

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from loadtest.benchmarks import servers as srv
-from loadtest.benchmarks.peers import MODEL, ceiling, classify_request
+from loadtest.benchmarks.peers import MODEL, Ceiling, classify_request
 from loadtest.report import format_table
 
 KINDS = ("event loop", "decode", "inference", "other")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         files = srv.photos(tmp / "photos")
         for photo in args.photos.split(","):
             path = files[photo]
-            ceil = ceiling(path.read_bytes(), args.seconds, usable_cores())
+            ceil = Ceiling(path.read_bytes(), usable_cores()).measure(args.seconds)
             port = srv.free_port()
             url = f"http://127.0.0.1:{port}"
             env = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}

@@ -1,10 +1,11 @@
 """The peer a user writes in an afternoon: FastAPI + ONNX Runtime, no batching.
 
-Runs in its own virtual environment (``fastapi uvicorn[standard] onnxruntime pillow numpy``),
-under ``uvicorn --workers 2``, one ORT thread per worker; a plain ``def`` endpoint, so FastAPI
-runs each request on its thread pool. Preprocessing is the textbook one (full decode, shorter
-side to 256 bilinear, centre crop 224, ImageNet mean/std), with no reduced JPEG decode. It speaks
-Fovea's JSON classify contract (``POST /v1/classify`` with base64 ``images``).
+Runs in its own virtual environment (``fastapi uvicorn[standard] python-multipart onnxruntime
+pillow numpy``), under ``uvicorn --workers 2``, one ORT thread per worker; the work runs on
+FastAPI's thread pool. Preprocessing is the textbook one (full decode, shorter side to 256
+bilinear, centre crop 224, ImageNet mean/std), with no reduced JPEG decode. It speaks Fovea's
+classify contract: ``POST /v1/classify`` with base64 ``images`` in JSON, or ``image`` file parts
+in a multipart form.
 
     NAIVE_MODEL=model_store/mobilenet_v2/1/model.onnx \\
     NAIVE_LABELS=model_store/mobilenet_v2/labels.txt \\
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -54,12 +56,23 @@ def health() -> dict[str, str]:
 
 
 @app.post("/v1/classify")
-def classify(body: dict[str, Any]) -> dict[str, Any]:
-    x = np.stack([preprocess(base64.b64decode(b)) for b in body["images"]])
+async def classify(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        form = await request.form()
+        images = [await part.read() for part in form.getlist("image")]  # type: ignore[union-attr]
+        k = int(str(form.get("top_k", 5)))
+    else:
+        body = await request.json()
+        images = [base64.b64decode(b) for b in body["images"]]
+        k = int(body.get("top_k", 5))
+    return await run_in_threadpool(predict, images, k)
+
+
+def predict(images: list[bytes], k: int) -> dict[str, Any]:
+    x = np.stack([preprocess(data) for data in images])
     logits = session.run(None, {input_name: x})[0]
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = e / e.sum(axis=1, keepdims=True)
-    k = int(body.get("top_k", 5))
     results = []
     for row in probs:
         top = np.argsort(row)[::-1][:k]

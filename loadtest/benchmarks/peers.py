@@ -3,9 +3,10 @@
     python -m loadtest.benchmarks.peers --seconds 8
 
 Same ONNX file (model_store/mobilenet_v2), same request (``POST /v1/classify``, one image as
-base64 JSON), closed loop at ``--concurrency`` (1,4,16,64), for two photos: a small JPEG
-(scikit-image's chelsea, 451x300, 35 KB) and a phone photo (4032x2688, 1.6 MB). Servers, each a
-child process on a free loopback port, stopped after its turn:
+base64 JSON, or ``--encoding multipart``), closed loop at ``--concurrency`` (1,4,16,64), for two
+photos: a small JPEG (scikit-image's chelsea, 451x300, 35 KB) and a phone photo (4032x2688,
+1.6 MB). Servers, each a child process on a free loopback port, all up for the whole run and
+stopped at its end:
 
 * ``fovea``: ``fovea serve --workers auto`` (one full-app worker per usable core, thread
   budget, dynamic batching as configured);
@@ -23,6 +24,11 @@ In-process ceilings are measured in the same run: ``cores`` threads, each loopin
 decode + preprocess + ``session.run`` (ORT 1 thread) on one image -- the work with nothing
 around it (for the phone photo, the reduced-decode-bound ceiling).
 
+This machine's speed drifts by tens of percent within minutes, so each cell is measured in
+``--rounds`` turns: in every round the ceiling and then each server (in rotating order) get an
+equal slice of ``--seconds``. A cell's img/s is the mean over its rounds, its p99 the median
+round's; ``peers.json`` keeps each round's img/s and Fovea's ratio to the best peer in each.
+
 Prints one table per photo (img/s, p99, the server's CPU ms per image answered -- all its
 processes, during the measured window --, Fovea over the best peer and over the ceiling) and
 writes ``peers.json`` under ``loadtest/results/<date>-<machine>/``.
@@ -31,8 +37,10 @@ writes ``peers.json`` under ``loadtest/results/<date>-<machine>/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,47 +58,57 @@ MODEL = "mobilenet_v2"
 ONNX = srv.STORE / MODEL / "1" / "model.onnx"
 LABELS = srv.STORE / MODEL / "labels.txt"
 PEER_REQUIREMENTS = {
-    "naive": ["fastapi", "uvicorn[standard]", "onnxruntime", "pillow", "numpy"],
+    "naive": ["fastapi", "uvicorn[standard]", "python-multipart", "onnxruntime", "pillow",
+              "numpy"],
     "litserve": ["litserve", "onnxruntime", "pillow", "numpy"],
 }
 PEERS = ("naive", "litserve")
 
 
-def ceiling(photo: bytes, seconds: float, threads: int) -> dict[str, Any]:
-    """``threads`` threads x (decode + preprocess + ORT 1 thread), in this process."""
-    from serving.core.config import load_config
-    from serving.core.runtime import OnnxModel
-    from serving.imaging.preprocess import ImagePreprocessor
+class Ceiling:
+    """``threads`` threads x (decode + preprocess + ORT 1 thread) on one photo, in this
+    process: the work with nothing around it."""
 
-    config = load_config(srv.STORE / MODEL / "config.yaml")
-    assert config.preprocess is not None
-    model = OnnxModel(ONNX, config, default_threads=1)
-    pre = ImagePreprocessor(config.preprocess, max_pixels=10**9)
-    name = config.preprocess.input
-    model.run({name: pre(photo).tensor[None]})
-    counts = [0] * threads
-    stop = time.perf_counter() + seconds
+    def __init__(self, photo: bytes, threads: int) -> None:
+        from serving.core.config import load_config
+        from serving.core.runtime import OnnxModel
+        from serving.imaging.preprocess import ImagePreprocessor
 
-    def loop(i: int) -> None:
-        while time.perf_counter() < stop:
-            model.run({name: pre(photo).tensor[None]})
-            counts[i] += 1
+        config = load_config(srv.STORE / MODEL / "config.yaml")
+        assert config.preprocess is not None
+        self.model = OnnxModel(ONNX, config, default_threads=1)
+        self.pre = ImagePreprocessor(config.preprocess, max_pixels=10**9)
+        self.name = config.preprocess.input
+        self.photo, self.threads = photo, threads
+        self.once()
 
-    started, cpu = time.perf_counter(), time.process_time()
-    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    images = sum(counts)
-    return {"threads": threads, "img_s": images / (time.perf_counter() - started),
-            "cpu_ms_img": (time.process_time() - cpu) * 1000 / images}
+    def once(self) -> None:
+        self.model.run({self.name: self.pre(self.photo).tensor[None]})
+
+    def measure(self, seconds: float) -> dict[str, Any]:
+        counts = [0] * self.threads
+        stop = time.perf_counter() + seconds
+
+        def loop(i: int) -> None:
+            while time.perf_counter() < stop:
+                self.once()
+                counts[i] += 1
+
+        started, cpu = time.perf_counter(), time.process_time()
+        workers = [threading.Thread(target=loop, args=(i,)) for i in range(self.threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        images = sum(counts)
+        return {"threads": self.threads, "img_s": images / (time.perf_counter() - started),
+                "cpu_ms_img": (time.process_time() - cpu) * 1000 / images}
 
 
-def classify_request(photo: Path) -> list[str]:
-    """``fovea loadtest`` arguments of the one request every server gets: ``POST
-    /v1/classify`` with ``photo`` as base64 JSON (the naive peer's contract)."""
-    return ["--workload", "classify", "--encoding", "json", "--images", str(photo.parent),
+def classify_request(photo: Path, encoding: str = "json") -> list[str]:
+    """``fovea loadtest`` arguments for the benchmarks' request: one image per ``POST
+    /v1/classify``, as base64 JSON (every peer's contract) or as a multipart file part."""
+    return ["--workload", "classify", "--encoding", encoding, "--images", str(photo.parent),
             "--timeout", "60"]
 
 
@@ -146,6 +164,28 @@ def venv_versions(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
     return out
 
 
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from its rounds (equal lengths): throughput and CPU per image over all of
+    them, latency percentiles as the median round's, and each round's img/s for the spread."""
+    img_s = statistics.fmean(r["img_s"] for r in rounds)
+    cpu = [r["server_cpu_ms_img"] * r["img_s"] for r in rounds if r["server_cpu_ms_img"]]
+    kinds = {k for r in rounds for k in r["server_cpu_ms_img_by_thread"]}
+    return {
+        "concurrency": rounds[0]["concurrency"],
+        "img_s": img_s,
+        "req_s": statistics.fmean(r["req_s"] for r in rounds),
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "errors": max(r["errors"] for r in rounds),
+        "batch": rounds[0]["batch"] and statistics.fmean(r["batch"] or 0 for r in rounds),
+        "server_cpu_ms_img": sum(cpu) / (img_s * len(rounds)) if cpu and img_s else None,
+        "server_cpu_ms_img_by_thread": {
+            k: sum((r["server_cpu_ms_img_by_thread"].get(k) or 0) * r["img_s"] for r in rounds)
+            / (img_s * len(rounds)) for k in kinds} if img_s else {},
+        "rounds_img_s": [r["img_s"] for r in rounds],
+    }
+
+
 def table(photo: str, cells: dict[str, list[dict]], ceil: dict[str, float],
           names: list[str]) -> str:
     peers = [n for n in names if n in PEERS]
@@ -173,11 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per cell")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="each cell's seconds are split into this many rounds, the servers and "
+                   "the ceiling taking turns in each (slow drift of a shared machine then "
+                   "hits them alike)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per cell")
     p.add_argument("--concurrency", default="1,4,16,64")
     p.add_argument("--servers", default="fovea,fovea-nobatch,naive,litserve",
                    help="comma list of fovea, fovea-nobatch, fovea-1w, naive, litserve")
     p.add_argument("--photos", default="small,large")
+    p.add_argument("--encoding", choices=("json", "multipart"), default="json",
+                   help="request body; LitServe's peer takes JSON only")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fovea-bench",
                    help="where the peers' virtual environments live")
     p.add_argument("--out", type=Path, help="results folder (default loadtest/results/...)")
@@ -189,25 +235,47 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     info = srv.machine_info()
     report: dict[str, Any] = {"machine": info, "model": MODEL, "seconds": args.seconds,
-                              "concurrency": args.concurrency, "photos": {}}
+                              "rounds": args.rounds, "concurrency": args.concurrency,
+                              "encoding": args.encoding,
+                              "photos": {}}
     texts = []
-    with tempfile.TemporaryDirectory() as tmp_dir:
+    with tempfile.TemporaryDirectory() as tmp_dir, contextlib.ExitStack() as stack:
         tmp = Path(tmp_dir)
         photo_files = srv.photos(tmp / "photos")
+        running: dict[str, tuple[str, int]] = {}  # name -> (url, pid), all up at once
+        for name in names:
+            port = srv.free_port()
+            cmd, ready, env = server(name, port, args, tmp)
+            print(f"== starting {name}", flush=True)
+            proc = stack.enter_context(srv.process(cmd, ready, env=env))
+            running[name] = (f"http://127.0.0.1:{port}", proc.pid)
         for photo in args.photos.split(","):
             path = photo_files[photo]
-            ceil = ceiling(path.read_bytes(), args.seconds, usable_cores())
-            print(f"\n== {photo}: in-process ceiling {ceil['img_s']:.1f} img/s", flush=True)
-            cells: dict[str, list[dict]] = {}
-            for name in names:
-                port = srv.free_port()
-                cmd, ready, env = server(name, port, args, tmp)
-                print(f"== {photo}: {name}", flush=True)
-                with srv.process(cmd, ready, env=env) as proc:
-                    cells[name] = srv.drive(
-                        f"http://127.0.0.1:{port}", args.concurrency, args.seconds,
-                        tmp / f"{photo}-{name}.json", warmup=args.warmup, server_pid=proc.pid,
-                        extra=classify_request(path))
+            ceiling = Ceiling(path.read_bytes(), usable_cores())
+            cells: dict[str, list[dict]] = {name: [] for name in names}
+            ceilings = []
+            for level in args.concurrency.split(","):
+                print(f"== {photo}, c={level}", flush=True)
+                for url, _ in running.values():
+                    srv.drive(url, level, args.warmup, tmp / "warmup.json",
+                              extra=classify_request(path, args.encoding))
+                rounds = []
+                for r in range(args.rounds):
+                    ceilings.append(ceiling.measure(args.seconds / args.rounds))
+                    order = names[r % len(names):] + names[:r % len(names)]
+                    rounds.append({name: srv.measure(
+                        running[name][0], level, args.seconds / args.rounds,
+                        tmp / f"{photo}-{name}.json", running[name][1],
+                        extra=classify_request(path, args.encoding)) for name in order})
+                for name in names:
+                    cells[name].append(combine([rnd[name] for rnd in rounds]))
+                if "fovea" in cells and any(n in PEERS for n in names):
+                    cells["fovea"][-1]["rounds_vs_best_peer"] = [
+                        rnd["fovea"]["img_s"] / max(rnd[n]["img_s"] for n in names if n in PEERS)
+                        for rnd in rounds]
+            ceil = {"threads": ceiling.threads,
+                    "img_s": statistics.median(c["img_s"] for c in ceilings),
+                    "cpu_ms_img": statistics.median(c["cpu_ms_img"] for c in ceilings)}
             texts.append(table(photo, cells, ceil, names))
             report["photos"][photo] = {"bytes": path.stat().st_size, "ceiling": ceil,
                                        "servers": cells}
@@ -215,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = time.monotonic() - started
     print(f"\nMobileNetV2, {info['usable_cores']} usable cores (load avg at start "
           f"{info['load_avg_at_start'][0]:.2f}), {args.seconds:g} s per cell, one image per "
-          f"request (base64 JSON), total {report['elapsed_s']:.0f} s")
+          f"request ({args.encoding}), {args.rounds} interleaved rounds per cell, total "
+          f"{report['elapsed_s']:.0f} s")
     for text in texts:
         print(text)
     folder = srv.results_dir(args.out, args.machine)

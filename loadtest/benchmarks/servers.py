@@ -100,15 +100,24 @@ def cpu_by_thread(pid: int) -> dict[str, float]:
     process's main thread), ``decode``, ``inference`` (``run-*``), ``caption steps``, ``other``
     -- from the OS thread names Fovea sets (``serving.core.threads.name_os_thread``)."""
     out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for p in descendants(pid):
         with contextlib.suppress(OSError):
+            live = 0.0
             for task in Path(f"/proc/{p}/task").iterdir():
                 with contextlib.suppress(OSError):
-                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    seconds = _cpu_seconds(task / "stat")
                     kind = _thread_kind(int(task.name) == p, (task / "comm").read_text().strip())
-                    out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+                    out[kind] = out.get(kind, 0.0) + seconds
+                    live += seconds
+            # threads that have exited (a peer's idle thread-pool workers) count in the
+            # process's total only
+            out["other"] = out.get("other", 0.0) + _cpu_seconds(Path(f"/proc/{p}/stat")) - live
     return out
+
+
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _thread_kind(main: bool, name: str) -> str:
@@ -179,16 +188,23 @@ def drive(url: str, concurrency: str, seconds: float, out: Path, *, warmup: floa
     for level in concurrency.split(","):
         if warmup > 0:
             _loadtest(url, level, warmup, 0, out, extra)
-        before = cpu_by_thread(server_pid)
-        row = _loadtest(url, level, seconds, 0, out, extra)[0]
-        after = cpu_by_thread(server_pid)
-        images = row["img_s"] * seconds
-        split = {k: (v - before.get(k, 0.0)) * 1000 / images if images else None
-                 for k, v in after.items()}
-        row["server_cpu_ms_img"] = sum(v or 0.0 for v in split.values()) if images else None
-        row["server_cpu_ms_img_by_thread"] = split
-        rows.append(row)
+        rows.append(measure(url, level, seconds, out, server_pid, extra=extra))
     return rows
+
+
+def measure(url: str, level: str, seconds: float, out: Path, server_pid: int, *,
+            extra: list[str] | None = None) -> dict[str, Any]:
+    """One measured closed-loop window at ``level``, with the server's CPU time per image
+    (``server_cpu_ms_img``, and by kind of thread) during it; no warm-up."""
+    before = cpu_by_thread(server_pid)
+    row = _loadtest(url, level, seconds, 0, out, extra)[0]
+    after = cpu_by_thread(server_pid)
+    images = row["img_s"] * seconds
+    split = {k: (v - before.get(k, 0.0)) * 1000 / images if images else None
+             for k, v in after.items()}
+    row["server_cpu_ms_img"] = sum(v or 0.0 for v in split.values()) if images else None
+    row["server_cpu_ms_img_by_thread"] = split
+    return row
 
 
 def _loadtest(url: str, concurrency: str, seconds: float, warmup: float, out: Path,

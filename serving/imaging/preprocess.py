@@ -21,8 +21,8 @@ from serving.imaging.transforms import (
 _NUMPY_DTYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8}
 # A shorter-side resize of a 1x6000 image would allocate gigabytes. Above this many output
 # pixels a resize followed by a crop computes only the crop window (within one uint8 level of
-# the full resize, which is kept below it for bit-exact parity with torchvision), and a resize
-# kept whole is refused.
+# the full resize; below it the full resize runs, bit-exact with torchvision, unless the crop
+# asks for ``window_only``), and a resize kept whole is refused.
 MAX_RESIZED_PIXELS = 4_000_000
 
 
@@ -68,7 +68,7 @@ class ImagePreprocessor:
         huge = tw * th > MAX_RESIZED_PIXELS
         fused = (
             apply_resize_and_crop(img, resize, crop, geometry)
-            if huge and resize is not None and crop is not None
+            if resize is not None and crop is not None and (huge or crop.window_only)
             else None
         )
         if fused is not None:
