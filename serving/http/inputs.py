@@ -125,6 +125,9 @@ async def _multipart(request: Request, options: dict[str, Any], settings: Settin
         max_files=settings.max_images_per_request + 1,
         max_fields=64,
     )
+    # The body is already in memory (read_body); Starlette's default would copy every file part
+    # over 1 MB into a temporary file on disk and read it back on a worker thread.
+    parser.spool_max_size = settings.max_upload_bytes
     try:
         form = await parser.parse()
     except MultiPartException as exc:

@@ -47,6 +47,26 @@ def test_json_base64_matches_multipart(server: LiveServer, photos: dict[str, byt
     assert r.json()["results"][0] == via_multipart
 
 
+def test_upload_over_a_megabyte_is_read_whole(server: LiveServer) -> None:
+    """Multipart parts over 1 MB (where Starlette would spill to disk) arrive byte for byte."""
+    import skimage.data
+
+    cat = np.asarray(Image.fromarray(skimage.data.chelsea()).resize((1804, 1200)))
+    noisy = np.clip(cat + np.random.default_rng(0).normal(0, 6, cat.shape), 0, 255)
+    big = jpeg_bytes(noisy.astype(np.uint8), quality=97)
+    assert len(big) > 1_100_000
+    raw = httpx.post(
+        server.url + "/v1/classify?top_k=2",
+        content=big,
+        headers={"content-type": "image/jpeg"},
+        timeout=30,
+    )
+    upload = classify(server, big, top_k=2)
+    assert upload.status_code == raw.status_code == 200, upload.text
+    assert upload.json()["results"] == raw.json()["results"]
+    assert top1(upload.json()["results"][0])["label"] in CATS
+
+
 def test_png_and_raw_body_and_rotation(server: LiveServer) -> None:
     import skimage.data
 
