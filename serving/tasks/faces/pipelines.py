@@ -88,6 +88,12 @@ class FaceDetectionPipeline(Pipeline):
         return pixels, decoded.original_size[0] / pixels.shape[1]
 
     async def detect(self, images: Sequence[bytes], deadline: Deadline) -> list[ImageFaces]:
+        """Images are decoded only inside the detector's decode window (as image tasks' rows
+        are), so a burst of admitted uploads holds compressed bytes, not megapixel arrays."""
+        async with self.version.decode_window.hold(len(images), deadline):
+            return await self._detect(images, deadline)
+
+    async def _detect(self, images: Sequence[bytes], deadline: Deadline) -> list[ImageFaces]:
         loaded = await prepare_all(self.pool, self._load, images)
         loop = asyncio.get_running_loop()
 

@@ -167,3 +167,51 @@ def test_unknown_face_is_unknown(faces_server: LiveServer, photos: dict[str, byt
 def _area(face: dict) -> float:
     x1, y1, x2, y2 = face["box"]
     return (x2 - x1) * (y2 - y1)
+
+
+def test_face_uploads_decode_only_inside_the_detectors_window(
+    tmp_path: Path, photos: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With P-Net's window at 3 rows (max_batch_size 1), five concurrent uploads start only
+    three decodes; the others wait as compressed bytes and are answered once decodes finish."""
+    import shutil
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import yaml
+
+    from serving.tasks.faces import pipelines
+
+    store = tmp_path / "store"
+    for name in FACE_MODELS:
+        shutil.copytree(MODEL_STORE / name, store / name)
+    config_path = store / "mtcnn" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["batching"]["max_batch_size"] = 1
+    config_path.write_text(yaml.safe_dump(config))
+    gate, started = threading.Event(), []
+    real = pipelines.decode_image
+
+    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
+        started.append(len(data))
+        assert gate.wait(30), "gate never opened"
+        return real(data, **kw)
+
+    monkeypatch.setattr(pipelines, "decode_image", gated)
+    with LiveServer(
+        store, load_models=FACE_MODELS, face_gallery_dir=tmp_path / "g", decode_threads=5
+    ) as srv, ThreadPoolExecutor(5) as pool:
+        answers = [
+            pool.submit(post, srv, "/v1/faces/detect", photos["astronaut"]) for _ in range(5)
+        ]
+        deadline = time.monotonic() + 20
+        while len(started) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # time enough for a fourth decode to start, were it allowed
+        assert len(started) == 3
+        gate.set()
+        results = [a.result() for a in answers]
+    assert [r.status_code for r in results] == [200] * 5
+    assert len(started) == 5
+    assert all(len(r.json()["results"][0]["faces"]) >= 1 for r in results)
