@@ -5,9 +5,9 @@
 Starts ``fovea serve --workers auto`` (MobileNetV2 only), measures its capacity (closed loop,
 ``--capacity-concurrency`` clients), then sends ``--factor`` x that rate as an open loop
 (constant arrivals, one small JPEG per request as a raw ``image/jpeg`` body) for ``--seconds``.
-Every request's status and latency is recorded. Prints the time to a 503 (p50/p99), the
-accepted requests' latency (p50/p99) beside what the admission bound implies
-(workers x ``max_in_flight`` rows / capacity), and the server's resident memory (all its
+Every request's status and latency is recorded. Prints the time to a 503 (p50/p99), the accepted
+requests' latency (p50/p99) beside what the admission bounds imply (workers x ``max_in_flight``
+rows / capacity, or ``max_wait_ms`` if shorter), and the server's resident memory (all its
 processes) before, right after, and after ``--idle`` seconds idle; also the rate actually served
 during the overload (rejections and the load generator share the cores) and the bound at that
 rate. ``--rate`` fixes the offered rate for A/B runs; ``--set batching.max_batch_size=8`` runs a
@@ -114,6 +114,13 @@ def overridden_store(tmp: Path, overrides: list[str]) -> Path:
     return store
 
 
+def bound_ms(rows: int, rate: float, max_wait_ms: float | None) -> float:
+    """The queueing the admission bounds imply: ``rows`` in flight at ``rate``, or the
+    configured wait if that is shorter."""
+    by_rows = 1000 * rows / rate
+    return by_rows if max_wait_ms is None else min(by_rows, max_wait_ms)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     store = overridden_store(tmp, args.set) if args.set else srv.STORE
     limits = yaml.safe_load((store / MODEL / "config.yaml").read_text())["batching"]
     limit = limits.get("max_in_flight") or limits["max_queue_size"]
+    max_wait_ms = limits.get("max_wait_ms")
     port = args.port or srv.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}
@@ -172,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         "capacity_req_s": capacity, "offered_req_s": rate, "seconds": args.seconds,
         "statuses": codes, "skipped_by_generator": run["skipped"],
         "rejected_503": summary(records, 503), "accepted_200": summary(records, 200),
-        "implied_bound_ms": 1000 * n_workers * limit / capacity, "max_in_flight": limit,
+        "implied_bound_ms": bound_ms(n_workers * limit, capacity, max_wait_ms),
+        "max_in_flight": limit, "max_wait_ms": max_wait_ms,
         "drained_after_s": run["drained_after_s"],
         "rss_mb": {"before": rss_before, "after": rss_after, "after_idle": rss_idle},
     }
     served = codes.get("200", 0) / (run["sent_for_s"] + run["drained_after_s"])
     result["served_under_overload_req_s"] = served
-    result["implied_bound_at_served_ms"] = 1000 * n_workers * limit / served if served else None
+    result["implied_bound_at_served_ms"] = (
+        bound_ms(n_workers * limit, served, max_wait_ms) if served else None)
     rej, acc = result["rejected_503"], result["accepted_200"]
     print(f"statuses {codes}; generator skipped {run['skipped']}")
     print(f"time to 503:      p50 {srv.fmt(rej.get('p50_ms'))} ms, "
@@ -186,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accepted latency: p50 {srv.fmt(acc.get('p50_ms'))} ms, "
           f"p99 {srv.fmt(acc.get('p99_ms'))} ms ({acc['count']} accepted); the bound implies "
           f"<= {result['implied_bound_ms']:.0f} ms of queueing ({n_workers} workers x "
-          f"{limit} rows / {capacity:.0f} req/s)")
+          f"{limit} rows / {capacity:.0f} req/s"
+          + ("" if max_wait_ms is None else f", or max_wait_ms {max_wait_ms:g}") + ")")
     print(f"served under overload {served:.1f} req/s ({served / capacity:.0%} of capacity); "
           f"at that rate the bound implies "
           f"<= {srv.fmt(result['implied_bound_at_served_ms'], '.0f')} ms")

@@ -375,6 +375,13 @@ class Batching(Strict):
         description="rows admitted and not yet answered (decoding, queued, running) before a "
         "request is refused with 503 at the door; max_queue_size if unset",
     )
+    max_wait_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="also refuse at the door when the rows in flight plus the request's would "
+        "take longer than this to answer at the version's recent rate (per worker); unset: "
+        "only max_in_flight bounds the wait",
+    )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"
     )

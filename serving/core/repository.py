@@ -394,7 +394,10 @@ class ModelRepository:
         )
         rejected = self.metrics.rejected.labels(config.name, str(number))
         admission = Admission(
-            b.admission_limit, name=f"{config.name}/{number}", on_reject=rejected.inc
+            b.admission_limit,
+            max_wait_s=b.max_wait_ms / 1000 if b.max_wait_ms else None,
+            name=f"{config.name}/{number}",
+            on_reject=rejected.inc,
         )
         version = ModelVersion(
             config.name,

@@ -70,3 +70,37 @@ def test_retry_after_follows_the_recent_completion_rate() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Admission(0)
+
+
+def _run_at(adm: Admission, clock: Clock, rows_per_s: float, seconds: float) -> None:
+    """One row at a time, back to back, at ``rows_per_s``."""
+    for _ in range(round(seconds * rows_per_s)):
+        adm.try_acquire(1)
+        clock.now += 1 / rows_per_s
+        adm.release(1)
+
+
+def test_wait_bound_refuses_what_would_take_longer_than_max_wait_at_the_recent_rate() -> None:
+    clock = Clock()
+    adm = Admission(1000, max_wait_s=1.0, clock=clock)
+    _run_at(adm, clock, 10, 2)  # 10 rows/s
+    adm.try_acquire(9)
+    adm.try_acquire(1)  # 10 rows ahead of nothing: 1.0 s, within the bound
+    assert adm.full
+    with pytest.raises(Overloaded) as info:
+        adm.try_acquire(1)  # 11 rows: 1.1 s
+    assert "1000 ms of work" in str(info.value)
+    adm.release(10)
+    _run_at(adm, clock, 40, 10)  # the model got faster: 40 rows/s
+    adm.try_acquire(35)  # 0.9 s at the new rate
+    assert not adm.full
+
+
+def test_an_idle_spell_does_not_lower_the_rate() -> None:
+    clock = Clock()
+    adm = Admission(1000, max_wait_s=1.0, clock=clock)
+    _run_at(adm, clock, 20, 2)
+    clock.now += 60  # nothing in flight for a minute
+    assert adm.rows_per_s() == pytest.approx(20, rel=0.05)
+    adm.try_acquire(19)
+    adm.try_acquire(1)  # still admitted: 20 rows at 20 rows/s
