@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,6 +22,24 @@ def jpeg_bytes(pixels: np.ndarray, quality: int = 95, **save: object) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, **save)
     return buf.getvalue()
+
+
+def gate_decoder(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType
+) -> tuple[threading.Event, list[int]]:
+    """``module.decode_image`` blocks until the returned gate opens; the list records the size
+    of each image whose decode began (as the batcher tests gate the runner)."""
+    gate = threading.Event()
+    started: list[int] = []
+    real = module.decode_image
+
+    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
+        started.append(len(data))
+        assert gate.wait(30), "gate never opened"
+        return real(data, **kw)
+
+    monkeypatch.setattr(module, "decode_image", gated)
+    return gate, started
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from serving.imaging import preprocess
-from tests.conftest import MODEL_STORE
+from tests.conftest import MODEL_STORE, gate_decoder
 from tests.server import LiveServer
 
 
@@ -33,17 +33,7 @@ def _store(tmp_path: Path, max_in_flight: int) -> Path:
 @pytest.fixture
 def gated_decoder(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[int]]:
     """Image decoding blocks until the gate opens; ``started`` records each decode begun."""
-    gate = threading.Event()
-    started: list[int] = []
-    real = preprocess.decode_image
-
-    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
-        started.append(len(data))
-        assert gate.wait(30), "gate never opened"
-        return real(data, **kw)
-
-    monkeypatch.setattr(preprocess, "decode_image", gated)
-    return gate, started
+    return gate_decoder(monkeypatch, preprocess)
 
 
 def test_503_comes_before_decoding(tmp_path: Path, photos, gated_decoder) -> None:

@@ -16,7 +16,7 @@ import skimage.data
 
 from export.faces.dataset import Photo, load_split
 from export.weights import default_cache
-from tests.conftest import MODEL_STORE, jpeg_bytes
+from tests.conftest import MODEL_STORE, gate_decoder, jpeg_bytes
 from tests.server import LiveServer
 
 FACE_MODELS = ["mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb"]
@@ -175,7 +175,6 @@ def test_face_uploads_decode_only_inside_the_detectors_window(
     """With P-Net's window at 3 rows (max_batch_size 1), five concurrent uploads start only
     three decodes; the others wait as compressed bytes and are answered once decodes finish."""
     import shutil
-    import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -190,15 +189,7 @@ def test_face_uploads_decode_only_inside_the_detectors_window(
     config = yaml.safe_load(config_path.read_text())
     config["batching"]["max_batch_size"] = 1
     config_path.write_text(yaml.safe_dump(config))
-    gate, started = threading.Event(), []
-    real = pipelines.decode_image
-
-    def gated(data: bytes, **kw):  # type: ignore[no-untyped-def]
-        started.append(len(data))
-        assert gate.wait(30), "gate never opened"
-        return real(data, **kw)
-
-    monkeypatch.setattr(pipelines, "decode_image", gated)
+    gate, started = gate_decoder(monkeypatch, pipelines)
     with LiveServer(
         store, load_models=FACE_MODELS, face_gallery_dir=tmp_path / "g", decode_threads=5
     ) as srv, ThreadPoolExecutor(5) as pool:
