@@ -13,8 +13,9 @@ photos, multipart uploads):
 
 The ratio served / in-process is what the server around the task costs (or, above 1, what the
 worker processes gain). Also drives ``/v1/caption`` at c=1 and c=8 (captions/s ratio: what
-step-level batching and the workers give together). Prints the table; writes ``tasks.json`` under
-``loadtest/results/<date>-<machine>/``.
+step-level batching and the workers give together), with the server's CPU per caption at each
+level by kind of thread (event loop, decode, inference = the image encoder, caption steps).
+Prints the table; writes ``tasks.json`` under ``loadtest/results/<date>-<machine>/``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     served: dict[str, dict[str, Any]] = {}
     port = srv.free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp, srv.process(srv.fovea_cmd(port), url + "/readyz"):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        srv.process(srv.fovea_cmd(port), url + "/readyz") as proc,
+    ):
         for task in tasks:
             print(f"== served {task}", flush=True)
             served[task] = srv.drive(url, str(args.concurrency), args.seconds,
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                                      extra=["--workload", task, "--timeout", "60"])[0]
         print("== served caption at c=1 and c=8 (step-level batching)", flush=True)
         one, eight = srv.drive(url, "1,8", args.seconds, Path(tmp) / "caption-scaling.json",
-                               warmup=args.warmup, extra=["--workload", "caption"])
+                               warmup=args.warmup, extra=["--workload", "caption"],
+                               server_pid=proc.pid)
     local = asyncio.run(in_process(tasks, args.concurrency, args.seconds, args.warmup))
     rows = []
     for task in tasks:
@@ -129,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     scaling = eight["req_s"] / one["req_s"] if one["req_s"] else None
     text += (f"\ncaptions/s served: c=1 {one['req_s']:.1f}, c=8 {eight['req_s']:.1f}, "
              f"c=8 / c=1 = {srv.fmt(scaling, '.2f')}")
+    # What a caption costs the server at each level: if batching shared the work, c=8 would
+    # cost less per caption; the ratio cannot exceed (cores busy at c=8) / (at c=1) otherwise.
+    for name, row in (("c=1", one), ("c=8", eight)):
+        split = ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+            row["server_cpu_ms_img_by_thread"].items()) if v and abs(v) >= 0.05)
+        text += (f"\nserver CPU per caption at {name}: "
+                 f"{srv.fmt(row['server_cpu_ms_img'])} ms ({split})")
     print(text)
     folder = srv.results_dir(args.out, args.machine)
     (folder / "tasks.json").write_text(json.dumps(
