@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,22 +66,8 @@ def decode_ceiling(seconds: float, jpeg: bytes, threads: int) -> dict[str, Any]:
     config = load_config(srv.STORE / MODEL / "config.yaml")
     assert config.preprocess is not None
     pre = ImagePreprocessor(config.preprocess, max_pixels=10**9)
-    counts = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def loop(i: int) -> None:
-        while time.perf_counter() < stop:
-            pre(jpeg)
-            counts[i] += 1
-
-    started = time.perf_counter()
-    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return {"variant": f"CPU decode + preprocess, {threads} threads",
-            "img_s": sum(counts) / (time.perf_counter() - started)}
+    run = srv.loop_in_threads(lambda: pre(jpeg), threads, seconds)
+    return {"variant": f"CPU decode + preprocess, {threads} threads", "img_s": run["per_s"]}
 
 
 def main(argv: list[str] | None = None) -> int:

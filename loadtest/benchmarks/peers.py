@@ -44,7 +44,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,23 +85,8 @@ class Ceiling:
         self.model.run({self.name: self.pre(self.photo).tensor[None]})
 
     def measure(self, seconds: float) -> dict[str, Any]:
-        counts = [0] * self.threads
-        stop = time.perf_counter() + seconds
-
-        def loop(i: int) -> None:
-            while time.perf_counter() < stop:
-                self.once()
-                counts[i] += 1
-
-        started, cpu = time.perf_counter(), time.process_time()
-        workers = [threading.Thread(target=loop, args=(i,)) for i in range(self.threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        images = sum(counts)
-        return {"threads": self.threads, "img_s": images / (time.perf_counter() - started),
-                "cpu_ms_img": (time.process_time() - cpu) * 1000 / images}
+        run = srv.loop_in_threads(self.once, self.threads, seconds)
+        return {"threads": self.threads, "img_s": run["per_s"], "cpu_ms_img": run["cpu_ms"]}
 
 
 def classify_request(photo: Path, encoding: str = "json") -> list[str]:
@@ -168,6 +152,7 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One cell from its rounds (equal lengths): throughput and CPU per image over all of
     them, latency percentiles as the median round's, and each round's img/s for the spread."""
     img_s = statistics.fmean(r["img_s"] for r in rounds)
+    batches = [r["batch"] for r in rounds if r["batch"] is not None]  # peers report none
     cpu = [r["server_cpu_ms_img"] * r["img_s"] for r in rounds if r["server_cpu_ms_img"]]
     kinds = {k for r in rounds for k in r["server_cpu_ms_img_by_thread"]}
     return {
@@ -177,7 +162,7 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
         "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
         "errors": max(r["errors"] for r in rounds),
-        "batch": rounds[0]["batch"] and statistics.fmean(r["batch"] or 0 for r in rounds),
+        "batch": statistics.fmean(batches) if batches else None,
         "server_cpu_ms_img": sum(cpu) / (img_s * len(rounds)) if cpu and img_s else None,
         "server_cpu_ms_img_by_thread": {
             k: sum((r["server_cpu_ms_img_by_thread"].get(k) or 0) * r["img_s"] for r in rounds)
