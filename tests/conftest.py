@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -40,6 +41,13 @@ def gate_decoder(
 
     monkeypatch.setattr(module, "decode_image", gated)
     return gate, started
+
+
+def wait_for_decodes(started: list[int], count: int, timeout_s: float = 10.0) -> None:
+    """Wait until ``count`` gated decodes have begun (the list :func:`gate_decoder` returns)."""
+    deadline = time.monotonic() + timeout_s
+    while len(started) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

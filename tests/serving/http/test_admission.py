@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from serving.imaging import preprocess
-from tests.conftest import MODEL_STORE, gate_decoder
+from tests.conftest import MODEL_STORE, gate_decoder, wait_for_decodes
 from tests.server import LiveServer
 
 
@@ -47,10 +46,7 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, gated_decoder) -> Non
 
         with ThreadPoolExecutor(2) as pool:
             admitted = [pool.submit(post) for _ in range(2)]
-            for _ in range(200):  # both admitted and blocked in the decoder
-                if len(started) == 2:
-                    break
-                time.sleep(0.05)
+            wait_for_decodes(started, 2)  # both admitted and blocked in the decoder
             assert len(started) == 2
             refused = post()
             assert refused.status_code == 503
@@ -103,10 +99,7 @@ def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, gated_
         raw = {"content": image, "headers": {"content-type": "image/jpeg"}}
         with ThreadPoolExecutor(4) as pool:
             admitted = [pool.submit(post, **raw) for _ in range(2)]  # the default model's two
-            for _ in range(200):
-                if len(started) == 2:
-                    break
-                time.sleep(0.05)
+            wait_for_decodes(started, 2)
             assert len(started) == 2
             # A raw body names no model: the default's bound decides, from the headers.
             status, retry_after = _headers_only(srv.url, "image/jpeg")
@@ -119,10 +112,7 @@ def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, gated_
                 data={"model": "other_classifier"},
             )
             also = pool.submit(post, params={"model": "other_classifier"}, **raw)
-            for _ in range(200):
-                if len(started) == 4:
-                    break
-                time.sleep(0.05)
+            wait_for_decodes(started, 4)
             assert len(started) == 4
             # Now every classification model is full: multipart is refused at the door too.
             status, _ = _headers_only(srv.url, "multipart/form-data; boundary=x")

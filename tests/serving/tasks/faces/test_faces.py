@@ -16,7 +16,7 @@ import skimage.data
 
 from export.faces.dataset import Photo, load_split
 from export.weights import default_cache
-from tests.conftest import MODEL_STORE, gate_decoder, jpeg_bytes
+from tests.conftest import MODEL_STORE, gate_decoder, jpeg_bytes, wait_for_decodes
 from tests.server import LiveServer
 
 FACE_MODELS = ["mtcnn", "mtcnn_rnet", "mtcnn_onet", "facenet_msceleb"]
@@ -196,9 +196,7 @@ def test_face_uploads_decode_only_inside_the_detectors_window(
         answers = [
             pool.submit(post, srv, "/v1/faces/detect", photos["astronaut"]) for _ in range(5)
         ]
-        deadline = time.monotonic() + 20
-        while len(started) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_decodes(started, 3, timeout_s=20)
         time.sleep(0.3)  # time enough for a fourth decode to start, were it allowed
         assert len(started) == 3
         gate.set()
