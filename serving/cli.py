@@ -48,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ.update({f"FOVEA_{k.upper()}": _env(v) for k, v in overrides.items()})
         os.environ["FOVEA_SHARED_DIR"] = shared
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(shared) / "metrics")
-        serve_workers("serving.app:create_worker_app", settings)
+        serve_workers("serving.app:create_worker_app", settings, Path(shared))
     return 0
 
 

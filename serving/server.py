@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -18,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import multiprocess
 
+from serving.http.balance import BalancedListener, ConnectionBoard
 from serving.http.drain import Drain
 from serving.http.timeouts import HeaderTimeoutProtocol
 from serving.logs import logging_config
@@ -40,6 +44,31 @@ class DrainingServer(uvicorn.Server):
             app = getattr(app, "app", None)
         return None if app is None else app.state.drain
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up; a worker sharing its socket with others accepts through a
+        :class:`BalancedListener` instead of uvloop's own server."""
+        board_path = getattr(self.config, "connection_board", None)
+        if not sockets or board_path is None:
+            await super().startup(sockets)
+            return
+        (sock,) = sockets  # serve_workers binds one socket
+        await super().startup(sockets=[])  # the app's lifespan, no listener yet
+        factory = partial(
+            self.config.http_protocol_class,
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        listener = BalancedListener(
+            sock,
+            factory,
+            ConnectionBoard(board_path),
+            lambda: len(self.server_state.connections),
+            backlog=self.config.backlog,
+        )
+        self.config.on_connections_changed = listener.publish  # read by HeaderTimeoutProtocol
+        self.servers = [listener]  # type: ignore[list-item]  # uvicorn only calls close()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         drain = self._app_drain()
         if not self.should_exit and drain is not None:
@@ -51,11 +80,19 @@ class DrainingServer(uvicorn.Server):
 
 
 class FoveaConfig(uvicorn.Config):
-    """uvicorn's config plus the header timeout :class:`HeaderTimeoutProtocol` reads."""
+    """uvicorn's config plus the header timeout :class:`HeaderTimeoutProtocol` reads and,
+    for workers sharing a socket, the connection board they balance on."""
 
-    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout_s: float,
+        connection_board: Path | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
+        self.connection_board = connection_board
 
 
 class DrainingProcess(multiprocess.Process):
@@ -88,10 +125,14 @@ def serve(app: FastAPI, settings: Settings) -> None:
     DrainingServer(server_config(app, settings), app.state.drain).run()
 
 
-def serve_workers(factory: str, settings: Settings) -> None:
+def serve_workers(factory: str, settings: Settings, shared: Path) -> None:
     """``settings.workers`` processes, each building its app from ``factory`` (``module:fn``),
-    sharing one listening socket; SIGTERM drains every worker."""
-    config = server_config(factory, settings, factory=True, workers=settings.workers)
+    sharing one listening socket (balanced over a board in the ``shared`` folder); SIGTERM
+    drains every worker."""
+    board = ConnectionBoard.create(shared / "connections")
+    config = server_config(
+        factory, settings, factory=True, workers=settings.workers, connection_board=board
+    )
     sock = config.bind_socket()
     # uvicorn's supervisor builds its worker processes from this module-level name.
     multiprocess.Process = DrainingProcess  # type: ignore[misc]

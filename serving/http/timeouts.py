@@ -35,22 +35,29 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     The clock starts when a connection opens or when the first byte of a request arrives after
     the previous response; it stops once the parser has produced the request (a new cycle).
     The limit is the uvicorn config's ``header_timeout_s`` (see :mod:`serving.server`), so the
-    class stays importable by name for worker processes.
+    class stays importable by name for worker processes. In a worker that balances connections
+    with others, opening and closing a connection also updates its count on the shared board.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout_s = float(getattr(self.config, "header_timeout_s", 10.0))
+        # Set by a worker balancing connections with others (serving.http.balance).
+        self._connections_changed = getattr(self.config, "on_connections_changed", None)
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_cycle: object = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()
+        if self._connections_changed is not None:
+            self._connections_changed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
+        if self._connections_changed is not None:
+            self._connections_changed()
 
     def data_received(self, data: bytes) -> None:
         if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
