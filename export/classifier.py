@@ -217,7 +217,7 @@ def config(metrics: dict[str, Any]) -> dict[str, Any]:
             "max_queue_size": 256,
             "max_in_flight": 64,
         },
-        "runtime": {"warmup_batch_sizes": [1, 8]},
+        "runtime": {"lone_runs_use_all_cores": True, "warmup_batch_sizes": [1, 8]},
         "card": {
             "summary": "MobileNetV2 (Sandler et al., 2018) trained on ImageNet-1k by torchvision "
             "(IMAGENET1K_V1), exported unchanged to ONNX opset 17. Besides the logits the graph "

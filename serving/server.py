@@ -21,7 +21,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import multiprocess
 
-from serving.http.balance import BalancedListener, ConnectionBoard
+from serving.core.worker_board import WorkerBoard, board_file
+from serving.http.balance import BalancedListener
 from serving.http.drain import Drain
 from serving.http.timeouts import HeaderTimeoutProtocol
 from serving.logs import logging_config
@@ -47,7 +48,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's start-up; a worker sharing its socket with others accepts through a
         :class:`BalancedListener` instead of uvloop's own server."""
-        board_path = getattr(self.config, "connection_board", None)
+        board_path = getattr(self.config, "worker_board", None)
         if not sockets or board_path is None:
             await super().startup(sockets)
             return
@@ -62,7 +63,7 @@ class DrainingServer(uvicorn.Server):
         listener = BalancedListener(
             sock,
             factory,
-            ConnectionBoard(board_path),
+            WorkerBoard.for_process(board_path),
             lambda: len(self.server_state.connections),
             backlog=self.config.backlog,
         )
@@ -81,18 +82,18 @@ class DrainingServer(uvicorn.Server):
 
 class FoveaConfig(uvicorn.Config):
     """uvicorn's config plus the header timeout :class:`HeaderTimeoutProtocol` reads and,
-    for workers sharing a socket, the connection board they balance on."""
+    for workers sharing a socket, the worker board they balance connections on."""
 
     def __init__(
         self,
         *args: Any,
         header_timeout_s: float,
-        connection_board: Path | None = None,
+        worker_board: Path | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
-        self.connection_board = connection_board
+        self.worker_board = worker_board
 
 
 class DrainingProcess(multiprocess.Process):
@@ -129,9 +130,9 @@ def serve_workers(factory: str, settings: Settings, shared: Path) -> None:
     """``settings.workers`` processes, each building its app from ``factory`` (``module:fn``),
     sharing one listening socket (balanced over a board in the ``shared`` folder); SIGTERM
     drains every worker."""
-    board = ConnectionBoard.create(shared / "connections")
+    board = WorkerBoard.create(board_file(shared))
     config = server_config(
-        factory, settings, factory=True, workers=settings.workers, connection_board=board
+        factory, settings, factory=True, workers=settings.workers, worker_board=board
     )
     sock = config.bind_socket()
     # uvicorn's supervisor builds its worker processes from this module-level name.

@@ -423,6 +423,12 @@ class Runtime(Strict):
     allow_spinning: bool = Field(
         default=False, description="busy-wait threads: faster alone, starves decoding on few cores"
     )
+    lone_runs_use_all_cores: bool = Field(
+        default=False,
+        description="on CPU, a run that starts while no other run is in flight on this machine "
+        "(any worker, any model) uses every usable core: lower latency at low load, through a "
+        "second session (twice the model's memory)",
+    )
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
     cpu_mem_arena: bool = Field(
         default=True,

@@ -33,6 +33,7 @@ from serving.core.decode_window import DecodeWindow
 from serving.core.metrics import BatchRecorder, Metrics
 from serving.core.runtime import ModelLoadError, OnnxModel, Tensors
 from serving.core.threads import compute_thread_init
+from serving.core.worker_board import WorkerBoard
 from serving.errors import FoveaError, ModelUnavailable, NotFound
 from serving.settings import Settings
 
@@ -135,7 +136,10 @@ class ModelRepository:
         self._pipelines = pipelines
         self._entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._intra_op_threads = settings.thread_budget().intra_op_threads
+        budget = settings.thread_budget()
+        self._intra_op_threads = budget.intra_op_threads
+        self._cores = budget.cores  # what a lone run may use (runtime.lone_runs_use_all_cores)
+        self._board = WorkerBoard.for_shared_dir(settings.shared_dir)
 
     # -- queries ---------------------------------------------------------------------------------
     def entries(self) -> list[ModelEntry]:
@@ -365,7 +369,13 @@ class ModelRepository:
         self, config: ModelConfig, number: int, path: Path, stamp: tuple[int, int]
     ) -> ModelVersion:
         def build() -> OnnxModel:
-            model = OnnxModel(path, config, default_threads=self._intra_op_threads)
+            model = OnnxModel(
+                path,
+                config,
+                default_threads=self._intra_op_threads,
+                board=self._board,
+                lone_threads=self._cores,
+            )
             model.warmup()
             return model
 

@@ -13,6 +13,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from serving.core.config import ModelConfig, TensorSpec
 from serving.core.datatypes import ORT_TO_V2, V2_TO_NUMPY
+from serving.core.worker_board import WorkerBoard
 
 log = logging.getLogger(__name__)
 
@@ -66,35 +67,31 @@ def provider_options(
 class OnnxModel:
     """One model version's session, with rows-in/rows-out batch execution for the batcher."""
 
-    def __init__(self, path: Path, config: ModelConfig, *, default_threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: ModelConfig,
+        *,
+        default_threads: int = 0,
+        board: WorkerBoard | None = None,
+        lone_threads: int = 0,
+    ) -> None:
         """``default_threads``: intra-op threads when the config leaves them at 0 (the server's
-        thread budget); 0 here too lets ONNX Runtime use every core."""
+        thread budget); 0 here too lets ONNX Runtime use every core. ``board`` counts this
+        machine's CPU runs in flight; with it and ``runtime.lone_runs_use_all_cores``, a run
+        that starts alone goes to a second session with ``lone_threads`` intra-op threads."""
         if not path.is_file():
             raise ModelLoadError(f"{path} does not exist")
         rt = config.runtime
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = rt.intra_op_threads or default_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if rt.allow_spinning else "0"
-        )
-        options.enable_cpu_mem_arena = rt.cpu_mem_arena
-        options.enable_mem_pattern = rt.mem_pattern
-        options.log_severity_level = 3
-        providers = choose_providers(rt.providers)
-        try:
-            self.session = ort.InferenceSession(
-                str(path),
-                options,
-                providers=providers,
-                provider_options=provider_options(providers, rt.provider_options),
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise ModelLoadError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+        threads = rt.intra_op_threads or default_threads
+        self.session = _session(path, config, threads)
         self.config = config
         self.providers: list[str] = self.session.get_providers()
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self._board = board if on_cpu else None  # GPU runs leave the CPU cores free
+        self._lone_session: ort.InferenceSession | None = None
+        if self._board is not None and rt.lone_runs_use_all_cores and lone_threads > threads:
+            self._lone_session = _session(path, config, lone_threads)
         self._output_names = [o.name for o in config.outputs]
         on_gpu = self.providers[0] in _GPU_PROVIDERS
         self.io_binding = on_gpu if rt.io_binding is None else rt.io_binding
@@ -111,7 +108,12 @@ class OnnxModel:
         try:
             if self.io_binding:
                 return self._run_bound(feeds)
-            values = self.session.run(self._output_names, feeds)
+            if self._board is None:
+                values = self.session.run(self._output_names, feeds)
+            else:
+                with self._board.running() as alone:
+                    session = self._lone_session if alone and self._lone_session else self.session
+                    values = session.run(self._output_names, feeds)
         except InvalidArgument as exc:
             raise RejectedInput(str(exc).split("INVALID_ARGUMENT : ", 1)[-1]) from exc
         return dict(zip(self._output_names, values, strict=True))
@@ -143,26 +145,57 @@ class OnnxModel:
         }
 
     def warmup(self) -> None:
-        """Run each configured batch size once so the first real request is not slow."""
+        """Run each configured batch size once (on both sessions, if there are two) so the
+        first real request is not slow."""
         if not self.batched:
-            feeds = {
-                spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs
-            }
+            batches = [
+                {spec.name: _zeros(spec.shape, None, spec.datatype) for spec in self.config.inputs}
+            ]
+        else:
+            sizes = {min(n, self.rows_per_run) for n in self.config.runtime.warmup_batch_sizes}
+            batches = [
+                {
+                    spec.name: _zeros(spec.shape[1:], size, spec.datatype)
+                    for spec in self.config.inputs
+                }
+                for size in sorted(sizes)
+            ]
+        for feeds in batches:
             self._observe(self.run(feeds))
-            return
-        sizes = {min(size, self.rows_per_run) for size in self.config.runtime.warmup_batch_sizes}
-        for size in sorted(sizes):
-            feeds = {
-                spec.name: _zeros(spec.shape[1:], size, spec.datatype)
-                for spec in self.config.inputs
-            }
-            self._observe(self.run(feeds))
+            if self._lone_session is not None:  # run() took one of the two
+                for session in (self.session, self._lone_session):
+                    session.run(self._output_names, feeds)
 
     def _observe(self, outputs: Tensors) -> None:
         """Keep the output shapes a real run produced: they resolve the config's dynamic axes,
         so a task can check its output layout when the model loads."""
         skip = 1 if self.batched else 0
         self.warmup_shapes = {k: list(v.shape[skip:]) for k, v in outputs.items()}
+
+
+def _session(path: Path, config: ModelConfig, threads: int) -> ort.InferenceSession:
+    rt = config.runtime
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if rt.allow_spinning else "0"
+    )
+    options.enable_cpu_mem_arena = rt.cpu_mem_arena
+    options.enable_mem_pattern = rt.mem_pattern
+    options.log_severity_level = 3
+    providers = choose_providers(rt.providers)
+    try:
+        return ort.InferenceSession(
+            str(path),
+            options,
+            providers=providers,
+            provider_options=provider_options(providers, rt.provider_options),
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelLoadError(f"{path}: onnxruntime cannot load it: {exc}") from exc
 
 
 def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Tensors]:

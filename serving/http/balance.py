@@ -7,90 +7,27 @@ run in three put every connection on one worker, which then used ~1.3 cores and 
 the machine idle for as long as the connections lived. Each worker keeps one ONNX Runtime
 runner per model, so it cannot absorb its neighbour's share.
 
-Here each worker accepts one connection at a time and first looks at a shared board of open
-connections per worker: while another live worker holds fewer, it leaves the waiting
+Here each worker accepts one connection at a time and first looks at the open connections of
+every worker: while another live worker holds fewer, it leaves the waiting
 connection to that worker, retrying every ``RETRY_S``; after ``MAX_DEFER_S`` it takes the
-connection itself, so a stalled neighbour delays a client by at most that.
+connection itself, so a stalled neighbour delays a client by at most that. The counts live on
+the workers' shared :class:`serving.core.worker_board.WorkerBoard`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import mmap
-import os
 import socket
-import struct
 from collections.abc import Callable
-from pathlib import Path
+
+from serving.core.worker_board import WorkerBoard
 
 log = logging.getLogger(__name__)
 
-SLOTS = 256  # workers one board can hold
-_SLOT = struct.Struct("qq")  # pid, open connections
-_RETIRED = 2**62  # a closed listener's count: nobody waits for it
 RETRY_S = 0.002
 MAX_DEFER_S = 0.05
 _ACCEPT_ERROR_PAUSE_S = 1.0  # out of descriptors or buffers: what asyncio's own server waits
-
-
-class ConnectionBoard:
-    """One slot per live worker in a file under the workers' shared folder, claimed with an
-    ``fcntl`` lock that the kernel drops when the worker dies, so a restarted worker reuses
-    it. The counts are hints, written and read without a lock."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("r+b")
-        self._map = mmap.mmap(self._file.fileno(), SLOTS * _SLOT.size)
-        self._pid = os.getpid()
-        self.slot = self._claim()
-        self.publish(0)
-
-    @staticmethod
-    def create(path: Path) -> Path:
-        """The empty board, made by the supervisor before it starts the workers."""
-        path.write_bytes(bytes(SLOTS * _SLOT.size))
-        return path
-
-    def _claim(self) -> int:
-        for slot in range(SLOTS):
-            with contextlib.suppress(OSError):
-                fcntl.lockf(
-                    self._file, fcntl.LOCK_EX | fcntl.LOCK_NB, _SLOT.size, slot * _SLOT.size
-                )
-                return slot
-        raise RuntimeError(f"more than {SLOTS} workers on one connection board")
-
-    def publish(self, connections: int) -> None:
-        _SLOT.pack_into(self._map, self.slot * _SLOT.size, self._pid, connections)
-
-    def fewest_elsewhere(self) -> int | None:
-        """The fewest open connections any other live worker holds; None when there is none."""
-        fewest: int | None = None
-        for slot in range(SLOTS):
-            if slot == self.slot:
-                continue
-            pid, count = _SLOT.unpack_from(self._map, slot * _SLOT.size)
-            if pid and (fewest is None or count < fewest) and _alive(pid):
-                fewest = count
-        return fewest
-
-    def close(self) -> None:
-        self.publish(_RETIRED)
-        self._map.close()
-        self._file.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class BalancedListener:
@@ -102,7 +39,7 @@ class BalancedListener:
         self,
         sock: socket.socket,
         protocol_factory: Callable[[], asyncio.Protocol],
-        board: ConnectionBoard,
+        board: WorkerBoard,
         open_connections: Callable[[], int],
         *,
         backlog: int,
@@ -128,11 +65,11 @@ class BalancedListener:
     def publish(self) -> None:
         """Tell the other workers how many connections this one holds (on every change)."""
         if not self._closed:
-            self._board.publish(self.connections())
+            self._board.publish_connections(self.connections())
 
     def _readable(self) -> None:
         now = self._loop.time()
-        fewest = self._board.fewest_elsewhere()
+        fewest = self._board.fewest_connections_elsewhere()
         if fewest is not None and self.connections() > fewest:
             # A readable right after a retry is the same waiting connection; later, a new one.
             if self._deferred_since is None or now - self._resumed_at > RETRY_S:
@@ -186,4 +123,4 @@ class BalancedListener:
         if self._timer is not None:
             self._timer.cancel()
         self._loop.remove_reader(self._sock.fileno())
-        self._board.close()
+        self._board.retire()

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from serving.http.balance import MAX_DEFER_S, BalancedListener, ConnectionBoard
+from serving.core.worker_board import WorkerBoard
+from serving.http.balance import MAX_DEFER_S, BalancedListener
 
 ROOT = Path(__file__).resolve().parents[3]
 NEIGHBOUR = """
 import sys, time
 from pathlib import Path
-from serving.http.balance import ConnectionBoard
-board = ConnectionBoard(Path(sys.argv[1]))
-board.publish(int(sys.argv[2]))
+from serving.core.worker_board import WorkerBoard
+board = WorkerBoard.for_process(Path(sys.argv[1]))
+board.publish_connections(int(sys.argv[2]))
 if sys.argv[3] == "close":
-    board.close()
+    board.retire()
 print("ready", flush=True)
 if sys.argv[3] != "exit":
     time.sleep(60)
@@ -31,7 +32,7 @@ if sys.argv[3] != "exit":
 
 @pytest.fixture
 def board_path(tmp_path: Path) -> Path:
-    return ConnectionBoard.create(tmp_path / "connections")
+    return WorkerBoard.create(tmp_path / "connections")
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ class _Protocol(asyncio.Protocol):
         transport.close()
 
 
-async def _accept_one(board: ConnectionBoard, held: int) -> tuple[int, float]:
+async def _accept_one(board: WorkerBoard, held: int) -> tuple[int, float]:
     """(times the listener stepped aside, seconds until it took the connection) for one
     client connection, when this worker already holds ``held`` connections."""
     loop = asyncio.get_running_loop()
@@ -99,13 +100,13 @@ async def _accept_one(board: ConnectionBoard, held: int) -> tuple[int, float]:
 
 
 def test_a_lone_worker_accepts_at_once(board_path: Path) -> None:
-    assert asyncio.run(_accept_one(ConnectionBoard(board_path), held=3))[0] == 0
+    assert asyncio.run(_accept_one(WorkerBoard.for_process(board_path), held=3))[0] == 0
 
 
 def test_a_busier_worker_steps_aside_then_takes_the_connection_itself(
     board_path: Path, neighbour
 ) -> None:
-    board = ConnectionBoard(board_path)
+    board = WorkerBoard.for_process(board_path)
     neighbour(0, "stay")  # alive with no connection, but never accepts
     pauses, waited = asyncio.run(_accept_one(board, held=1))
     assert pauses >= 1
@@ -113,7 +114,7 @@ def test_a_busier_worker_steps_aside_then_takes_the_connection_itself(
 
 
 def test_an_equally_busy_worker_accepts_at_once(board_path: Path, neighbour) -> None:
-    board = ConnectionBoard(board_path)
+    board = WorkerBoard.for_process(board_path)
     neighbour(1, "stay")
     assert asyncio.run(_accept_one(board, held=1))[0] == 0
 
@@ -122,9 +123,9 @@ def test_an_equally_busy_worker_accepts_at_once(board_path: Path, neighbour) -> 
 def test_a_dead_or_closed_neighbour_is_not_waited_for(
     board_path: Path, neighbour, mode: str
 ) -> None:
-    board = ConnectionBoard(board_path)  # slot 0; the neighbour's stays behind in slot 1
+    board = WorkerBoard.for_process(board_path)  # slot 0; the neighbour's stays behind in slot 1
     neighbour(0, mode)
-    fewest = board.fewest_elsewhere()
+    fewest = board.fewest_connections_elsewhere()
     if mode == "exit":
         assert fewest is None  # a dead worker's slot is skipped
     else:
@@ -134,9 +135,6 @@ def test_a_dead_or_closed_neighbour_is_not_waited_for(
 
 def test_a_slot_freed_by_a_dead_worker_is_claimed_again(board_path: Path, neighbour) -> None:
     neighbour(0, "exit")
-    board = ConnectionBoard(board_path)
-    try:
-        assert board.slot == 0
-        assert board.fewest_elsewhere() is None
-    finally:
-        board.close()
+    board = WorkerBoard.for_process(board_path)
+    assert board.slot == 0
+    assert board.fewest_connections_elsewhere() is None
