@@ -24,6 +24,11 @@ In-process ceilings are measured in the same run: ``cores`` threads, each loopin
 decode + preprocess + ``session.run`` (ORT 1 thread) on one image -- the work with nothing
 around it (for the phone photo, the reduced-decode-bound ceiling).
 
+A server that burns CPU while idle (LitServe's inference workers poll: ~0.37 of a core, against
+under 0.01 for the others) would take it from whoever is measured, the ceiling included, so a
+server above ``IDLE_PAUSE_CORES`` is paused (SIGSTOP, its whole process group) outside its own
+turns.
+
 This machine's speed drifts by tens of percent within minutes, so each cell is measured in
 ``--rounds`` turns: in every round the ceiling and then each server (in rotating order) get an
 equal slice of ``--seconds``. A cell's img/s is the mean over its rounds, its p99 the median
@@ -39,7 +44,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,6 +69,7 @@ PEER_REQUIREMENTS = {
     "litserve": ["litserve", "onnxruntime", "pillow", "numpy"],
 }
 PEERS = ("naive", "litserve")
+IDLE_PAUSE_CORES = 0.05
 
 
 class Ceiling:
@@ -234,6 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== starting {name}", flush=True)
             proc = stack.enter_context(srv.process(cmd, ready, env=env))
             running[name] = (f"http://127.0.0.1:{port}", proc.pid)
+        idle = {name: srv.idle_cores(pid) for name, (_, pid) in running.items()}
+        report["idle_cores"] = idle
+        paused = {name for name, cores in idle.items() if cores > IDLE_PAUSE_CORES}
+        for name in paused:
+            print(f"== pausing {name} outside its turns: {idle[name]:.2f} cores when idle")
+            os.killpg(running[name][1], signal.SIGSTOP)
+
+        def turn(name: str) -> contextlib.AbstractContextManager[None]:
+            return srv.resumed(running[name][1]) if name in paused else contextlib.nullcontext()
         for photo in args.photos.split(","):
             path = photo_files[photo]
             ceiling = Ceiling(path.read_bytes(), usable_cores())
@@ -241,17 +258,22 @@ def main(argv: list[str] | None = None) -> int:
             ceilings = []
             for level in args.concurrency.split(","):
                 print(f"== {photo}, c={level}", flush=True)
-                for url, _ in running.values():
-                    srv.drive(url, level, args.warmup, tmp / "warmup.json",
-                              extra=classify_request(path, args.encoding))
+                for name, (url, _) in running.items():
+                    with turn(name):
+                        srv.drive(url, level, args.warmup, tmp / "warmup.json",
+                                  extra=classify_request(path, args.encoding))
                 rounds = []
                 for r in range(args.rounds):
                     ceilings.append(ceiling.measure(args.seconds / args.rounds))
                     order = names[r % len(names):] + names[:r % len(names)]
-                    rounds.append({name: srv.measure(
-                        running[name][0], level, args.seconds / args.rounds,
-                        tmp / f"{photo}-{name}.json", running[name][1],
-                        extra=classify_request(path, args.encoding)) for name in order})
+                    cell = {}
+                    for name in order:
+                        with turn(name):
+                            cell[name] = srv.measure(
+                                running[name][0], level, args.seconds / args.rounds,
+                                tmp / f"{photo}-{name}.json", running[name][1],
+                                extra=classify_request(path, args.encoding))
+                    rounds.append(cell)
                 for name in names:
                     cells[name].append(combine([rnd[name] for rnd in rounds]))
                 if "fovea" in cells and any(n in PEERS for n in names):

@@ -51,6 +51,7 @@ def process(
             yield proc
         finally:
             with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(30)
@@ -93,6 +94,24 @@ def loop_in_threads(work: Callable[[], object], threads: int, seconds: float) ->
     calls = sum(counts)
     return {"per_s": calls / (time.perf_counter() - started),
             "cpu_ms": (time.process_time() - cpu) * 1000 / calls if calls else float("nan")}
+
+
+def idle_cores(pid: int, seconds: float = 2.0) -> float:
+    """Cores a server (all its processes) burns while nobody calls it."""
+    before = sum(cpu_by_thread(pid).values())
+    time.sleep(seconds)
+    return (sum(cpu_by_thread(pid).values()) - before) / seconds
+
+
+@contextlib.contextmanager
+def resumed(pid: int) -> Iterator[None]:
+    """A server paused with SIGSTOP (its whole process group) runs while inside, and is paused
+    again after: one that polls while idle then takes no CPU from the others' turns."""
+    os.killpg(pid, signal.SIGCONT)
+    try:
+        yield
+    finally:
+        os.killpg(pid, signal.SIGSTOP)
 
 
 def descendants(pid: int) -> list[int]:
