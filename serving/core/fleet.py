@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from serving.core.processes import alive
+
 log = logging.getLogger(__name__)
 
 Apply = Callable[[str, str], Awaitable[object]]  # (op, model name) -> result
@@ -76,7 +78,7 @@ class ControlLog:
         for path in self.acks.iterdir():
             if path.name.startswith(".") or path.name == str(exclude):
                 continue
-            if not _alive(int(path.name)):
+            if not alive(int(path.name)):
                 continue
             with contextlib.suppress(OSError, ValueError):
                 seqs.append(int(path.read_text()))
@@ -156,13 +158,3 @@ class Fleet:
                     log.warning("control %s %s: %s", entry["op"], entry["model"], exc)
             self._applied = entry["seq"]
         self._control.ack(self._pid, self._applied)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

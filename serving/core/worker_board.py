@@ -22,6 +22,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from serving.core.processes import alive
+
 SLOTS = 256  # workers one board can hold
 _FIELDS = 3  # pid, open connections, runs in flight
 _PID, _CONNECTIONS, _RUNS = range(_FIELDS)
@@ -92,7 +94,7 @@ class WorkerBoard:
         others = self._others()
         claimed = others[others[:, _PID] != 0]
         for pid, count in claimed[np.argsort(claimed[:, _CONNECTIONS]), :_RUNS]:
-            if _alive(int(pid)):
+            if alive(int(pid)):
                 return int(count)
         return None
 
@@ -103,7 +105,7 @@ class WorkerBoard:
         with self._runs:
             others = self._others()
             busy = others[others[:, _RUNS] > 0, _PID]
-            alone = self._rows[self.slot, _RUNS] == 0 and not any(_alive(int(p)) for p in busy)
+            alone = self._rows[self.slot, _RUNS] == 0 and not any(alive(int(p)) for p in busy)
             self._rows[self.slot, _RUNS] += 1
         try:
             yield bool(alone)
@@ -117,13 +119,3 @@ class WorkerBoard:
 
     def _others(self) -> np.ndarray:
         return np.delete(self._rows, self.slot, axis=0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
