@@ -2,9 +2,9 @@
 
 The workers share one listening socket. Left to uvloop, the worker that wakes first accepts
 every connection waiting in the backlog, so a client that opens a few keep-alive connections
-at once often lands all of them on one worker: on 2 cores, with 4 or 16 connections, about one
-run in three put every connection on one worker, which then used ~1.3 cores and left a third of
-the machine idle for as long as the connections lived. Each worker keeps one ONNX Runtime
+at once often lands all of them on one worker: on 2 cores, with 4 or 16 connections, 6 runs in
+31 put every connection on one worker, which then used ~1.3 cores and left a third of the
+machine idle for as long as the connections lived. Each worker keeps one ONNX Runtime
 runner per model, so it cannot absorb its neighbour's share.
 
 Here each worker accepts one connection at a time and first looks at the open connections of
