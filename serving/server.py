@@ -1,4 +1,5 @@
-"""Run the app under uvicorn with Fovea's connection rules: header timeout and drain on SIGTERM.
+"""Run the app under uvicorn with Fovea's connection rules: header timeout, drain on SIGTERM,
+and, with several workers, new connections spread over them (:mod:`serving.http.balance`).
 
 uvicorn re-raises SIGTERM after a graceful stop (exit status 143) and cancels requests still
 running after its timeout without answering them. Here SIGTERM starts the app's drain window
