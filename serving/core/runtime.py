@@ -87,14 +87,15 @@ class OnnxModel:
         self.session = _session(path, config, threads)
         self.config = config
         self.providers: list[str] = self.session.get_providers()
-        on_cpu = self.providers[0] == "CPUExecutionProvider"
-        self._board = board if on_cpu else None  # GPU runs leave the CPU cores free
-        self._lone_session: ort.InferenceSession | None = None
-        if self._board is not None and rt.lone_runs_use_all_cores and lone_threads > threads:
-            self._lone_session = _session(path, config, lone_threads)
         self._output_names = [o.name for o in config.outputs]
         on_gpu = self.providers[0] in _GPU_PROVIDERS
         self.io_binding = on_gpu if rt.io_binding is None else rt.io_binding
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self._board = board if on_cpu else None  # GPU runs leave the CPU cores free
+        self._lone_session: ort.InferenceSession | None = None
+        lone = rt.lone_runs_use_all_cores and not self.io_binding  # bound runs take self.session
+        if self._board is not None and lone and lone_threads > threads:
+            self._lone_session = _session(path, config, lone_threads)
         self.batched = config.batching.batched
         self.rows_per_run = config.batching.rows_per_run_on(self.providers[0])
         self._ranks = {spec.name: len(spec.shape) for spec in config.inputs}
@@ -161,10 +162,12 @@ class OnnxModel:
                 for size in sorted(sizes)
             ]
         for feeds in batches:
-            self._observe(self.run(feeds))
-            if self._lone_session is not None:  # run() took one of the two
-                for session in (self.session, self._lone_session):
-                    session.run(self._output_names, feeds)
+            if self._lone_session is None:
+                self._observe(self.run(feeds))
+                continue
+            for session in (self._lone_session, self.session):  # run() may take either
+                values = session.run(self._output_names, feeds)
+            self._observe(dict(zip(self._output_names, values, strict=True)))
 
     def _observe(self, outputs: Tensors) -> None:
         """Keep the output shapes a real run produced: they resolve the config's dynamic axes,

@@ -86,3 +86,17 @@ def test_a_lone_run_takes_the_all_core_session(tmp_path: Path, enabled: bool) ->
     with board.running():  # another run in flight
         np.testing.assert_array_equal(model.run({"x": x})["y"], x * 3)
     assert calls == (["all cores", "share"] if enabled else ["share", "share"])
+
+
+def test_bound_runs_keep_one_session(tmp_path: Path) -> None:
+    """IO-bound runs always take the model's own session: no second session is built."""
+    folder = write_model_folder(tmp_path, "m", factor=3.0)
+    config = load_config(folder / "config.yaml")
+    runtime = config.runtime.model_copy(
+        update={"lone_runs_use_all_cores": True, "io_binding": True}
+    )
+    config = config.model_copy(update={"runtime": runtime})
+    model = OnnxModel(folder / "1" / "model.onnx", config, board=WorkerBoard(None), lone_threads=2)
+    assert model._lone_session is None
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_array_equal(model.run({"x": x})["y"], x * 3)
