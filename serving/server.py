@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -95,6 +96,8 @@ class FoveaConfig(uvicorn.Config):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
         self.worker_board = worker_board
+        # Set in a worker once its balanced listener runs: called on every connection change.
+        self.on_connections_changed: Callable[[], None] | None = None
 
 
 class DrainingProcess(multiprocess.Process):

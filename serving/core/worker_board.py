@@ -93,9 +93,9 @@ class WorkerBoard:
         """The fewest open connections another live worker holds; None when there is none."""
         others = self._others()
         claimed = others[others[:, _PID] != 0]
-        for pid, count in claimed[np.argsort(claimed[:, _CONNECTIONS]), :_RUNS]:
-            if alive(int(pid)):
-                return int(count)
+        for row in claimed[np.argsort(claimed[:, _CONNECTIONS])]:
+            if alive(int(row[_PID])):
+                return int(row[_CONNECTIONS])
         return None
 
     @contextlib.contextmanager
