@@ -379,8 +379,9 @@ class Batching(Strict):
         default=None,
         gt=0,
         description="also refuse at the door when the rows in flight plus the request's would "
-        "take longer than this to answer at the version's recent rate (per worker); unset: "
-        "only max_in_flight bounds the wait",
+        "take longer than this to answer at the version's recent rate (per worker), scaled by "
+        "a headroom learned under overload so that 99% of answers come within it (it starts "
+        "at one half); unset: only max_in_flight bounds the wait",
     )
     default_timeout_ms: float | None = Field(
         default=None, gt=0, description="per-request deadline unless the request sets one"

@@ -103,6 +103,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.headroom = Gauge(
+            "fovea_admission_headroom",
+            "share of batching.max_wait_ms a predicted wait may fill, learned under overload so "
+            "that 99% of answers come within it (1 without max_wait_ms; the lowest worker's)",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self._samplers: dict[tuple[Gauge, tuple[str, ...]], Callable[[], float]] = {}
         self.rejected = Counter(
             "fovea_rejected",

@@ -432,6 +432,7 @@ class ModelRepository:
         labels = (config.name, str(number))
         self.metrics.track(self.metrics.queue_depth, labels, lambda: batcher.queue_depth)
         self.metrics.track(self.metrics.in_flight, labels, lambda: admission.in_flight)
+        self.metrics.track(self.metrics.headroom, labels, lambda: admission.headroom)
         return version
 
     async def _close(self, versions: list[ModelVersion]) -> None:
@@ -447,6 +448,7 @@ class ModelRepository:
             labels = (v.name, str(v.version))
             self.metrics.untrack(self.metrics.queue_depth, labels)
             self.metrics.untrack(self.metrics.in_flight, labels)
+            self.metrics.untrack(self.metrics.headroom, labels)
 
 
 def _parse_version(version: int | str) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 import pytest
 
-from serving.core.admission import Admission
+from serving.core.admission import AIM, FIRST_HEADROOM, MIN_HEADROOM, Admission
 from serving.errors import Overloaded
 
 
@@ -82,14 +85,15 @@ def _run_at(adm: Admission, clock: Clock, rows_per_s: float, seconds: float) -> 
 
 def test_wait_bound_refuses_what_would_take_longer_than_max_wait_at_the_recent_rate() -> None:
     clock = Clock()
-    adm = Admission(1000, max_wait_s=1.0, clock=clock)
+    adm = Admission(1000, max_wait_s=2.0, clock=clock)
+    assert adm.headroom == FIRST_HEADROOM == 0.5  # predicted waits may fill 1.0 s of the 2.0
     _run_at(adm, clock, 10, 2)  # 10 rows/s
     adm.try_acquire(9)
     adm.try_acquire(1)  # 10 rows ahead of nothing: 1.0 s, within the bound
     assert adm.full
     with pytest.raises(Overloaded) as info:
         adm.try_acquire(1)  # 11 rows: 1.1 s
-    assert "1000 ms of work" in str(info.value)
+    assert "2000 ms of work" in str(info.value)
     adm.release(10)
     _run_at(adm, clock, 40, 10)  # the model got faster: 40 rows/s
     adm.try_acquire(35)  # 0.9 s at the new rate
@@ -98,9 +102,86 @@ def test_wait_bound_refuses_what_would_take_longer_than_max_wait_at_the_recent_r
 
 def test_an_idle_spell_does_not_lower_the_rate() -> None:
     clock = Clock()
-    adm = Admission(1000, max_wait_s=1.0, clock=clock)
+    adm = Admission(1000, max_wait_s=2.0, clock=clock)
     _run_at(adm, clock, 20, 2)
     clock.now += 60  # nothing in flight for a minute
     assert adm.rows_per_s() == pytest.approx(20, rel=0.05)
     adm.try_acquire(19)
-    adm.try_acquire(1)  # still admitted: 20 rows at 20 rows/s
+    adm.try_acquire(1)  # still admitted: 20 rows at 20 rows/s, 1.0 s of the 2.0 x 0.5
+
+
+def _overload(
+    adm: Admission,
+    clock: Clock,
+    seconds: float,
+    *,
+    rows_per_s: float,
+    jitter: float,
+    seed: int,
+    teach: bool = True,
+) -> tuple[list[float], int]:
+    """A single FIFO server whose rate jitters by up to ``jitter`` every 0.2 s, offered 3x that
+    rate for ``seconds``, then drained; returns every answered request's wait and the refusal
+    count. ``teach=False`` answers without telling admission how long each waited."""
+    rng = random.Random(seed)
+    factors: dict[int, float] = {}
+    queue: deque[float] = deque()  # admission times, in order
+    waits: list[float] = []
+    refused = 0
+    start = clock.now
+    next_arrival, done_at = start, None
+    while clock.now < start + seconds or queue:
+        if done_at is not None and (done_at <= next_arrival or clock.now >= start + seconds):
+            clock.now = done_at
+            admitted = queue.popleft()
+            adm.release(1, waited_s=clock.now - admitted if teach else None)
+            waits.append(clock.now - admitted)
+            done_at = None
+        else:
+            clock.now = next_arrival
+            next_arrival += 1 / (3 * rows_per_s)
+            try:
+                adm.try_acquire(1)
+                queue.append(clock.now)
+            except Overloaded:
+                refused += 1
+        if done_at is None and queue:
+            window = int(clock.now / 0.2)
+            factor = factors.setdefault(window, 1 + rng.uniform(-jitter, jitter))
+            done_at = clock.now + 1 / (rows_per_s * factor)
+    return waits, refused
+
+
+def test_the_headroom_keeps_the_answers_within_max_wait_when_the_rate_jitters() -> None:
+    clock = Clock()
+    adm = Admission(1000, max_wait_s=0.5, clock=clock)
+    _run_at(adm, clock, 100, 2)
+    _overload(adm, clock, 60, rows_per_s=100, jitter=0.3, seed=1)  # learn
+    waits, refused = _overload(adm, clock, 60, rows_per_s=100, jitter=0.3, seed=2)
+    late = sum(w > 0.5 for w in waits) / len(waits)
+    assert refused > len(waits)  # a 3x overload: most were refused at the door
+    assert late <= 2 * (1 - AIM)  # AIM of the answers came within max_wait
+    assert MIN_HEADROOM < adm.headroom < 1.0
+    assert sorted(waits)[len(waits) // 2] > 0.25  # not over-refusing: the median is past half
+    assert len(waits) > 0.95 * 60 * 100 * 0.85  # the server stayed busy (mean factor ~1)
+
+
+def test_a_fixed_headroom_of_one_would_let_many_answers_come_late() -> None:
+    """What the learning is for: predicting from the mean rate alone is late about half the
+    time under the same jitter."""
+    clock = Clock()
+    adm = Admission(1000, max_wait_s=0.5, clock=clock)
+    adm._headroom = 1.0
+    _run_at(adm, clock, 100, 2)
+    waits, _ = _overload(adm, clock, 60, rows_per_s=100, jitter=0.3, seed=2, teach=False)
+    assert sum(w > 0.5 for w in waits) / len(waits) > 0.05
+
+
+def test_answers_while_nothing_is_refused_teach_nothing() -> None:
+    clock = Clock()
+    adm = Admission(1000, max_wait_s=0.5, clock=clock)
+    with adm.admit(1):
+        clock.now += 2.0  # one slow request, nobody refused: not a queueing wait
+    with adm.admit(1):
+        clock.now += 0.01
+    assert adm.headroom == FIRST_HEADROOM

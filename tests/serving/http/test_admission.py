@@ -58,6 +58,8 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, gated_decoder) -> Non
         assert post().status_code == 200  # the bound frees as answers go out
         metrics = httpx.get(srv.url + "/metrics").text
         assert 'fovea_rejected_total{model="mobilenet_v2",version="1"} 1.0' in metrics
+        # no bound in time (max_wait_ms) here, so nothing shrinks the count bound
+        assert 'fovea_admission_headroom{model="mobilenet_v2",version="1"} 1.0' in metrics
 
 
 def _headers_only(url: str, ctype: str, path: str = "/v1/classify") -> tuple[int, str]:
