@@ -168,12 +168,17 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
     deadline = Deadline.after_ms(state.settings.default_timeout_ms)
     model = _repo(request).get(name, version)
     request.state.model = name
+    if model.admission.full:  # the task routes' door: refused before the body is read
+        model.admission.refuse()
     body = await read_body(request, state.settings.max_upload_bytes)
     config = model.config
     parsed = parse_infer_request(
         body, request.headers.get(HEADER_LENGTH), config.inputs, config.outputs
     )
-    outputs = await _run(model, parsed.inputs, deadline)
+    rows = next(iter(parsed.inputs.values())).shape[0] if config.batching.batched else 1
+    # The same bound on rows in flight as the task routes: v2 and task traffic share it.
+    with model.admission.admit(rows):
+        outputs = await _run(model, parsed.inputs, deadline)
     if parsed.outputs is not None:
         outputs = {k: outputs[k] for k in parsed.outputs}
     payload, header_len = encode_infer_response(

@@ -91,7 +91,13 @@ def test_admin_token_guards_load_and_unload(store: Path) -> None:
 
 
 def test_overloaded_model_answers_503_with_retry_after(tmp_path: Path) -> None:
-    write_model_folder(tmp_path, "tiny_queue", batching={"max_batch_size": 1, "max_queue_size": 2})
+    # Admission lets four rows in flight, so the fourth request passes the door and meets the
+    # batcher's own bound: two rows queued behind the one running.
+    write_model_folder(
+        tmp_path,
+        "tiny_queue",
+        batching={"max_batch_size": 1, "max_queue_size": 2, "max_in_flight": 4},
+    )
     with LiveServer(tmp_path) as srv:
         url = srv.url + "/v2/models/tiny_queue/infer"
         body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": [0] * 12}]}

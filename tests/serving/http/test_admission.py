@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
+from serving.core.runtime import OnnxModel
 from serving.imaging import preprocess
 from tests.conftest import MODEL_STORE, gate_decoder, wait_for_decodes
 from tests.server import LiveServer
@@ -124,6 +126,59 @@ def test_the_door_refuses_before_reading_the_body(tmp_path: Path, photos, gated_
             assert [f.result().status_code for f in admitted] == [200, 200]
             assert named.result().json()["model"] == "other_classifier"
             assert also.result().json()["model"] == "other_classifier"
+
+
+def test_v2_infer_shares_the_models_bound_on_rows_in_flight(
+    tmp_path: Path, photos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open Inference Protocol requests count their rows against the same bound as the task
+    routes, and are refused at the door (before their body is read) when it is full."""
+    gate, running = threading.Event(), threading.Event()
+    real = OnnxModel.run_rows
+
+    def gated(self: OnnxModel, rows: list) -> list:  # type: ignore[type-arg]
+        running.set()
+        assert gate.wait(30), "gate never opened"
+        return real(self, rows)
+
+    monkeypatch.setattr(OnnxModel, "run_rows", gated)
+    zeros = np.zeros((2, 3, 224, 224), np.float32)
+    v2_body = {
+        "inputs": [
+            {
+                "name": "pixels",
+                "shape": [2, 3, 224, 224],
+                "datatype": "FP32",
+                "data": zeros.ravel().tolist(),
+            }
+        ],
+        "outputs": [{"name": "logits"}],
+    }
+    with LiveServer(_store(tmp_path, 2)) as srv:
+        infer = srv.url + "/v2/models/mobilenet_v2/infer"
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(httpx.post, infer, json=v2_body, timeout=60)  # 2 rows: full
+            assert running.wait(30)
+            refused = httpx.post(
+                srv.url + "/v1/classify",
+                content=photos["chelsea"],
+                headers={"content-type": "image/jpeg"},
+                timeout=30,
+            )
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "overloaded"
+            status, retry_after = _headers_only(
+                srv.url, "application/json", path="/v2/models/mobilenet_v2/infer"
+            )
+            assert status == 503 and int(retry_after) >= 1
+            gate.set()
+            answer = held.result()
+        assert answer.status_code == 200
+        (logits,) = answer.json()["outputs"]
+        assert logits["shape"] == [2, 1000]
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'fovea_rejected_total{model="mobilenet_v2",version="1"} 2.0' in metrics
+        assert 'fovea_rows_in_flight{model="mobilenet_v2",version="1"} 0.0' in metrics
 
 
 def test_decode_and_runner_threads_yield_to_the_event_loop(tmp_path: Path, photos) -> None:
