@@ -9,18 +9,24 @@ the event loop (HTTP, JSON, routing, admission, responses, thread hand-offs), de
 (decode + preprocess), inference (ONNX Runtime runners) and other. Prints CPU ms per image
 answered for each, beside the ceiling's (``cores`` threads of decode + preprocess + ORT in one
 process, nothing around them): what the server adds to the work itself is the difference.
+
+``--servers fovea,naive`` measures the naive peer of ``loadtest.benchmarks.peers`` the same way,
+in turns with Fovea at each level (its venv is made under ``--cache`` as the peers benchmark
+makes it). Its main threads are its event loops; everything else (decode, preprocess and ORT
+on FastAPI's thread pool) counts as "other": the comparison is of the event loop's share.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 from loadtest.benchmarks import servers as srv
-from loadtest.benchmarks.peers import MODEL, Ceiling, classify_request
+from loadtest.benchmarks.peers import Ceiling, classify_request, server
 from loadtest.report import format_table
 
 KINDS = ("event loop", "decode", "inference", "other")
@@ -33,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--concurrency", default="1,4,16")
     p.add_argument("--photos", default="small,large")
+    p.add_argument("--servers", default="fovea", help="fovea and/or naive, measured in turns")
+    p.add_argument("--rounds", type=int, default=1, help="turns of each server per level")
+    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fovea-bench",
+                   help="where the naive peer's venv lives (as in the peers benchmark)")
     p.add_argument("--out", type=Path, help="results folder (default loadtest/results/...)")
     p.add_argument("--machine")
     args = p.parse_args(argv)
@@ -46,24 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         for photo in args.photos.split(","):
             path = files[photo]
             ceil = Ceiling(path.read_bytes(), usable_cores()).measure(args.seconds)
-            port = srv.free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {"FOVEA_LOAD_MODELS": json.dumps([MODEL])}
-            with srv.process(srv.fovea_cmd(port), url + "/readyz", env=env) as proc:
-                rows = srv.drive(url, args.concurrency, args.seconds, tmp / f"{photo}.json",
-                                 warmup=args.warmup, server_pid=proc.pid,
-                                 extra=classify_request(path))
+            rows = _turns(args, path, tmp)
             report["photos"][photo] = {"ceiling": ceil, "rows": rows}
             for r in rows:
                 split = r["server_cpu_ms_img_by_thread"]
-                body.append([photo, f"{r['concurrency']:g}", srv.fmt(r["img_s"])]
+                body.append([photo, r["server"], f"{r['concurrency']:g}", srv.fmt(r["img_s"])]
                             + [srv.fmt(split.get(k, 0.0), ".2f") for k in KINDS]
                             + [srv.fmt(r["server_cpu_ms_img"], ".2f"),
                                srv.fmt(ceil["cpu_ms_img"], ".2f"),
                                srv.fmt(r["server_cpu_ms_img"] - ceil["cpu_ms_img"], ".2f")])
-    headers = ["photo", "c", "img/s", *(f"{k} ms/img" for k in KINDS), "server ms/img",
-               "ceiling ms/img", "added ms/img"]
-    print(f"\nMobileNetV2, fovea serve --workers auto, {report['machine']['usable_cores']} usable "
+    headers = ["photo", "server", "c", "img/s", *(f"{k} ms/img" for k in KINDS),
+               "server ms/img", "ceiling ms/img", "added ms/img"]
+    print(f"\nMobileNetV2, {args.servers} (fovea serve --workers auto; naive: 2 uvicorn "
+          f"workers), {report['machine']['usable_cores']} usable "
           f"cores (load avg at start {report['machine']['load_avg_at_start'][0]:.2f}); CPU ms "
           "per image answered, by kind of server thread")
     print(format_table(headers, body))
@@ -71,6 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     (folder / "cpu_split.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {folder / 'cpu_split.json'}")
     return 0
+
+
+def _turns(args: argparse.Namespace, path: Path, tmp: Path) -> list[dict]:
+    """Every server up at once; at each level each is warmed, then takes ``--rounds`` measured
+    turns, in turn."""
+    names = args.servers.split(",")
+    extra = classify_request(path)
+    rows: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        up = {}
+        for name in names:
+            port = srv.free_port()
+            cmd, ready, env = server(name, port, args, tmp)
+            up[name] = (stack.enter_context(srv.process(cmd, ready, env=env)), port)
+        for level in args.concurrency.split(","):
+            for _, port in up.values():  # unmeasured: sessions, arenas, connections
+                srv.drive(f"http://127.0.0.1:{port}", level, args.warmup, tmp / "warm.json",
+                          warmup=0, extra=extra)
+            for turn in range(args.rounds):
+                for name, (proc, port) in up.items():
+                    row = srv.measure(f"http://127.0.0.1:{port}", level, args.seconds,
+                                      tmp / f"{name}.json", proc.pid, extra=extra)
+                    rows.append({"server": name, "turn": turn, **row})
+    return rows
 
 
 if __name__ == "__main__":
