@@ -212,7 +212,10 @@ def run_rows(run: Callable[[Tensors], Tensors], rows: list[Tensors]) -> list[Ten
         groups[tuple((k, v.shape) for k, v in sorted(row.items()))].append(i)
     results: list[Tensors] = [{} for _ in rows]
     for indices in groups.values():
-        feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
+        if len(indices) == 1:  # a lone row: a view with the batch axis, not a copy
+            feeds = {k: np.asarray(v)[np.newaxis] for k, v in rows[indices[0]].items()}
+        else:
+            feeds = {k: np.stack([rows[i][k] for i in indices]) for k in rows[indices[0]]}
         outputs = run(feeds)
         for j, i in enumerate(indices):
             results[i] = {name: value[j] for name, value in outputs.items()}
