@@ -64,6 +64,12 @@ def test_503_comes_before_decoding(tmp_path: Path, photos, gated_decoder) -> Non
         assert 'fovea_admission_headroom{model="mobilenet_v2",version="1"} 1.0' in metrics
 
 
+def _classify_raw(url: str, image: bytes) -> httpx.Response:
+    return httpx.post(
+        url + "/v1/classify", content=image, headers={"content-type": "image/jpeg"}, timeout=60
+    )
+
+
 def _headers_only(url: str, ctype: str, path: str = "/v1/classify") -> tuple[int, str]:
     """Send a POST's headers announcing a 100 kB body and never the body: only a server that
     answers before reading the body replies (status, Retry-After) within the timeout."""
@@ -159,12 +165,7 @@ def test_v2_infer_shares_the_models_bound_on_rows_in_flight(
         with ThreadPoolExecutor(1) as pool:
             held = pool.submit(httpx.post, infer, json=v2_body, timeout=60)  # 2 rows: full
             assert running.wait(30)
-            refused = httpx.post(
-                srv.url + "/v1/classify",
-                content=photos["chelsea"],
-                headers={"content-type": "image/jpeg"},
-                timeout=30,
-            )
+            refused = _classify_raw(srv.url, photos["chelsea"])
             assert refused.status_code == 503
             assert refused.json()["code"] == "overloaded"
             status, retry_after = _headers_only(
@@ -185,12 +186,7 @@ def test_decode_and_runner_threads_yield_to_the_event_loop(tmp_path: Path, photo
     """They run niced (compute_nice), so 503s and health checks are answered promptly."""
     base = os.getpriority(os.PRIO_PROCESS, 0)
     with LiveServer(_store(tmp_path, 8), compute_nice=7) as srv:
-        r = httpx.post(
-            srv.url + "/v1/classify",
-            content=photos["chelsea"],
-            headers={"content-type": "image/jpeg"},
-            timeout=60,
-        )
+        r = _classify_raw(srv.url, photos["chelsea"])
         assert r.status_code == 200
         compute = [
             t
