@@ -175,10 +175,10 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
     parsed = parse_infer_request(
         body, request.headers.get(HEADER_LENGTH), config.inputs, config.outputs
     )
-    rows = next(iter(parsed.inputs.values())).shape[0] if config.batching.batched else 1
+    rows = _rows(model, parsed.inputs)
     # The same bound on rows in flight as the task routes: v2 and task traffic share it.
     with model.admission.admit(rows):
-        outputs = await _run(model, parsed.inputs, deadline)
+        outputs = await _run(model, parsed.inputs, rows, deadline)
     if parsed.outputs is not None:
         outputs = {k: outputs[k] for k in parsed.outputs}
     payload, header_len = encode_infer_response(
@@ -193,13 +193,11 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
     )
 
 
-async def _run(
-    model: ModelVersion, inputs: dict[str, np.ndarray], deadline: Deadline
-) -> dict[str, np.ndarray]:
-    """Split the request's batch into rows so they can share batches with other requests;
-    a model without a batch axis takes the request's tensors as its one row."""
+def _rows(model: ModelVersion, inputs: dict[str, np.ndarray]) -> int:
+    """The rows the request puts in flight: its batch, or one for a model without a batch axis
+    (which takes the request's tensors as its one row)."""
     if not model.config.batching.batched:
-        return (await model.infer([inputs], timeout_s=deadline.remaining_s()))[0]
+        return 1
     n = next(iter(inputs.values())).shape[0]
     if n > model.config.batching.max_queue_size:
         raise BadRequest(
@@ -207,6 +205,16 @@ async def _run(
             f"({model.config.batching.max_queue_size}); split the request",
             code="batch_too_large",
         )
+    return n
+
+
+async def _run(
+    model: ModelVersion, inputs: dict[str, np.ndarray], n: int, deadline: Deadline
+) -> dict[str, np.ndarray]:
+    """Split the request's batch of ``n`` into rows so they can share batches with other
+    requests."""
+    if not model.config.batching.batched:
+        return (await model.infer([inputs], timeout_s=deadline.remaining_s()))[0]
     rows = [{k: v[i] for k, v in inputs.items()} for i in range(n)]
     try:
         results = await model.infer(rows, timeout_s=deadline.remaining_s())
