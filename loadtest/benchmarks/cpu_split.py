@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from loadtest.benchmarks import servers as srv
-from loadtest.benchmarks.peers import Ceiling, classify_request, server
+from loadtest.benchmarks.peers import Ceiling, classify_request, start
 from loadtest.report import format_table
 
 KINDS = ("event loop", "decode", "inference", "other")
@@ -81,23 +81,17 @@ def main(argv: list[str] | None = None) -> int:
 def _turns(args: argparse.Namespace, path: Path, tmp: Path) -> list[dict]:
     """Every server up at once; at each level each is warmed, then takes ``--rounds`` measured
     turns, in turn."""
-    names = args.servers.split(",")
     extra = classify_request(path)
     rows: list[dict] = []
     with contextlib.ExitStack() as stack:
-        up = {}
-        for name in names:
-            port = srv.free_port()
-            cmd, ready, env = server(name, port, args, tmp)
-            up[name] = (stack.enter_context(srv.process(cmd, ready, env=env)), port)
+        running = start(args.servers.split(","), args, tmp, stack)
         for level in args.concurrency.split(","):
-            for _, port in up.values():  # unmeasured: sessions, arenas, connections
-                srv.drive(f"http://127.0.0.1:{port}", level, args.warmup, tmp / "warm.json",
-                          warmup=0, extra=extra)
+            for url, _ in running.values():  # unmeasured: sessions, arenas, connections
+                srv.drive(url, level, args.warmup, tmp / "warm.json", warmup=0, extra=extra)
             for turn in range(args.rounds):
-                for name, (proc, port) in up.items():
-                    row = srv.measure(f"http://127.0.0.1:{port}", level, args.seconds,
-                                      tmp / f"{name}.json", proc.pid, extra=extra)
+                for name, (url, pid) in running.items():
+                    row = srv.measure(url, level, args.seconds, tmp / f"{name}.json", pid,
+                                      extra=extra)
                     rows.append({"server": name, "turn": turn, **row})
     return rows
 

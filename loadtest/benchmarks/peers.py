@@ -145,6 +145,20 @@ def server(
     raise ValueError(f"unknown server {name!r}")
 
 
+def start(
+    names: list[str], args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack
+) -> dict[str, tuple[str, int]]:
+    """Every server in ``names`` up at once, stopped when ``stack`` closes: name -> (url, pid)."""
+    running = {}
+    for name in names:
+        port = srv.free_port()
+        cmd, ready, env = server(name, port, args, tmp)
+        print(f"== starting {name}", flush=True)
+        proc = stack.enter_context(srv.process(cmd, ready, env=env))
+        running[name] = (f"http://127.0.0.1:{port}", proc.pid)
+    return running
+
+
 def venv_versions(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
     out = {}
     for name in names:
@@ -235,13 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_dir, contextlib.ExitStack() as stack:
         tmp = Path(tmp_dir)
         photo_files = srv.photos(tmp / "photos")
-        running: dict[str, tuple[str, int]] = {}  # name -> (url, pid), all up at once
-        for name in names:
-            port = srv.free_port()
-            cmd, ready, env = server(name, port, args, tmp)
-            print(f"== starting {name}", flush=True)
-            proc = stack.enter_context(srv.process(cmd, ready, env=env))
-            running[name] = (f"http://127.0.0.1:{port}", proc.pid)
+        running = start(names, args, tmp, stack)
         idle = {name: srv.idle_cores(pid) for name, (_, pid) in running.items()}
         report["idle_cores"] = idle
         paused = {name for name, cores in idle.items() if cores > IDLE_PAUSE_CORES}
